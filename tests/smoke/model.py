@@ -1,0 +1,113 @@
+"""A test-only model that exercises the zoo's flow (recipe -> fit -> evaluate -> push -> load).
+
+Not a method of the zoo: a linear regression on data with a known answer, y = X w* + noise. Each batch carries
+the row indices, so a DDP test can check which rows each rank saw (written to ``$ZOO_SMOKE_RECORD_DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from zoo import register_model
+from zoo._core.module import ZooModule
+
+
+@dataclass
+class SmokeConfig:
+    in_features: int = 4  # inputs per row
+    hidden: int = 0  # width of a tanh hidden layer; 0 = purely linear
+    lr: float = 0.1  # SGD learning rate
+
+    def __post_init__(self) -> None:
+        if self.in_features < 1:
+            raise ValueError(f"in_features must be >= 1, got {self.in_features}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+class SmokeRegressor(ZooModule):
+    config_class = SmokeConfig
+
+    def __init__(self, config: SmokeConfig | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        if c.hidden:
+            self.net = torch.nn.Sequential(torch.nn.Linear(c.in_features, c.hidden), torch.nn.Tanh(), torch.nn.Linear(c.hidden, 1))
+        else:
+            self.net = torch.nn.Linear(c.in_features, 1)
+        self.seen: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+    def training_step(self, batch, batch_idx):
+        index, x, y = batch
+        self.seen.extend(index.tolist())
+        loss = torch.nn.functional.mse_loss(self(x), y)
+        self.log("train_mse", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        _, x, y = batch
+        self.log("val_mse", torch.nn.functional.mse_loss(self(x), y), sync_dist=True)
+
+    def test_step(self, batch, batch_idx):
+        _, x, y = batch
+        self.log("test_mse", torch.nn.functional.mse_loss(self(x), y), sync_dist=True)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.config.lr)
+
+    def on_train_end(self) -> None:
+        record = os.environ.get("ZOO_SMOKE_RECORD_DIR")
+        if record:
+            with open(os.path.join(record, f"seen_rank{self.global_rank}.json"), "w") as f:
+                json.dump(self.seen, f)
+
+
+class _Rows(Dataset):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        return i, self.x[i], self.y[i]
+
+
+class SmokeData(L.LightningDataModule):
+    """y = X w* + 0.01 noise, X ~ N(0, I); fixed by ``seed``; rows served in order (no shuffle)."""
+
+    def __init__(self, n_rows: int = 256, in_features: int = 4, batch_size: int = 32, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n_rows, in_features, generator=g)
+        self.w = torch.randn(in_features, generator=g)
+        self.y = self.x @ self.w + 0.01 * torch.randn(n_rows, generator=g)
+        self.batch_size = batch_size
+
+    def train_dataloader(self):
+        return DataLoader(_Rows(self.x, self.y), batch_size=self.batch_size, shuffle=False)
+
+    def val_dataloader(self):
+        return DataLoader(_Rows(self.x[:64], self.y[:64]), batch_size=64)
+
+    def test_dataloader(self):
+        return DataLoader(_Rows(self.x[-64:], self.y[-64:]), batch_size=64)
+
+
+@register_model("smoke_regressor_tiny")
+def smoke_regressor_tiny() -> SmokeConfig:
+    return SmokeConfig(in_features=4, hidden=0, lr=0.1)
+
+
+@register_model("smoke_mlp_tiny")
+def smoke_mlp_tiny() -> SmokeConfig:
+    return SmokeConfig(in_features=4, hidden=8, lr=0.05)

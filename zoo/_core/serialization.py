@@ -1,0 +1,184 @@
+"""Save and load ZooModules as plain Hugging Face model folders, strictly and without pickle.
+
+A folder holds ``config.json`` = ``{"zoo_class", "zoo_version", **asdict(config)}``, ``model.safetensors``
+(tied tensors stored once, as ``safetensors.torch.save_model`` does) and ``README.md`` (the model card).
+Loading rebuilds the class named by ``zoo_class`` from the config and copies the weights in with every key,
+shape and dtype checked: anything missing, unexpected or different is a ``StrictLoadError`` naming the keys.
+geoopt ``ManifoldParameter``s keep their manifold because the rebuilt module makes them again from the
+config; the file records each one's manifold and loading checks the rebuilt module agrees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import _remove_duplicate_names, save_file
+
+import zoo
+from zoo._core.config import config_from_dict, config_to_dict
+from zoo._core.errors import PickleRefusedError, StrictLoadError, ZooError
+from zoo._core.registry import class_path, resolve_class
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "from_pretrained", "load_folder", "save_pretrained"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+_MANIFOLDS_KEY = "zoo_manifolds"
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temp file in the same folder, then rename: a crash never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _manifolds(module: torch.nn.Module) -> dict[str, str]:
+    # geoopt.ManifoldParameter carries `.manifold`; no geoopt import needed to read it.
+    return {
+        name: type(p.manifold).__qualname__
+        for name, p in module.named_parameters()
+        if getattr(p, "manifold", None) is not None
+    }
+
+
+def save_pretrained(
+    module: Any,
+    save_directory: str | Path,
+    *,
+    metrics: Mapping[str, float] | None = None,
+    training: Mapping[str, Any] | None = None,
+    repo_id: str | None = None,
+) -> Path:
+    from zoo.hub.cards import render_card
+
+    folder = Path(save_directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"zoo_class": class_path(type(module)), "zoo_version": zoo.__version__, **config_to_dict(module.config)}
+
+    state = {k: v.detach() for k, v in module.state_dict().items()}
+    metadata = {"format": "pt", "zoo_class": config["zoo_class"], _MANIFOLDS_KEY: json.dumps(_manifolds(module))}
+    for kept, aliases in _remove_duplicate_names(state).items():  # tied tensors are stored once
+        for alias in aliases:
+            metadata[alias] = kept
+            del state[alias]
+    state = {k: v.contiguous().cpu() for k, v in state.items()}
+
+    _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata=metadata))
+    config_text = json.dumps(config, indent=2, sort_keys=False) + "\n"
+    _atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_text))
+    card = render_card(module, config=config, metrics=metrics, training=training, repo_id=repo_id)
+    _atomic_write(folder / CARD_NAME, lambda tmp: Path(tmp).write_text(card))
+    return folder
+
+
+def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = "cpu") -> None:
+    """Copy ``model.safetensors`` into ``module``; any key, shape, dtype or manifold mismatch is an error."""
+    with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+        metadata = f.metadata() or {}
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    expected = module.state_dict()
+    aliases = {a: k for a, k in metadata.items() if a in expected and k in state}  # tied tensors
+    for alias, kept in aliases.items():
+        state[alias] = state[kept]
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    bad = [
+        f"{k}: file {tuple(state[k].shape)} {state[k].dtype}, model {tuple(v.shape)} {v.dtype}"
+        for k, v in expected.items()
+        if k in state and (state[k].shape != v.shape or state[k].dtype != v.dtype)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    if bad:
+        problems.append("mismatched tensors [" + "; ".join(bad) + "]")
+    if _MANIFOLDS_KEY in metadata:
+        saved, built = json.loads(metadata[_MANIFOLDS_KEY]), _manifolds(module)
+        if saved != built:
+            problems.append(f"manifold parameters differ: file {saved}, model {built}")
+    if problems:
+        raise StrictLoadError(f"{path} does not match {type(module).__name__}: " + "; ".join(problems))
+    module.load_state_dict(state, strict=True)
+
+
+def load_folder(folder: str | Path, map_location: str = "cpu", expected_class: type | None = None) -> Any:
+    """Rebuild the model saved in ``folder`` (see module docstring)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ZooError(f"{folder} is not a folder")
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise PickleRefusedError(
+                f"{folder} holds only pickle weights {pickles}; the zoo never unpickles on load. If you trust the file, "
+                f"convert it once with `zoo convert {folder / pickles[0]} OUT_DIR` (a Lightning checkpoint of a ZooModule), "
+                "or load it yourself and call `save_pretrained`, which writes model.safetensors"
+            )
+        raise ZooError(f"{folder} has no {WEIGHTS_NAME}")
+    config_path = folder / CONFIG_NAME
+    if not config_path.is_file():
+        raise ZooError(f"{folder} has no {CONFIG_NAME}")
+    try:
+        data = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ZooError(f"{config_path} is not valid JSON: {error}") from None
+    if "zoo_class" not in data:
+        raise ZooError(f"{config_path} has no 'zoo_class': it was not written by zoo's save_pretrained")
+    cls = resolve_class(data.pop("zoo_class"))
+    data.pop("zoo_version", None)
+    if expected_class is not None and not issubclass(cls, expected_class):
+        raise ZooError(f"{folder} holds a {cls.__name__}, not a {expected_class.__name__}")
+    module = cls(config_from_dict(cls.config_class, data))
+    load_weights(module, weights, map_location)
+    return module.to(map_location).eval()
+
+
+def from_pretrained(
+    repo_or_path: str | Path,
+    revision: str | None = None,
+    *,
+    hub: str | None = None,
+    map_location: str = "cpu",
+    expected_class: type | None = None,
+) -> Any:
+    from zoo.hub import snapshot_path
+
+    started = time.perf_counter()
+    folder = snapshot_path(repo_or_path, revision=revision, hub=hub)
+    module = load_folder(folder, map_location=map_location, expected_class=expected_class)
+    module.zoo_load_seconds = time.perf_counter() - started
+    return module
+
+
+def convert_checkpoint(checkpoint_path: str | Path, save_directory: str | Path) -> Path:
+    """Turn a Lightning ``.ckpt`` of a ZooModule into a safetensors folder.
+
+    This unpickles the checkpoint (``torch.load(weights_only=False)``): run it only on files you trust.
+    """
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    zoo_class = checkpoint.get("zoo_class")
+    hparams = checkpoint.get("hyper_parameters", {})
+    if zoo_class is None or "config" not in hparams:
+        raise ZooError(f"{checkpoint_path} was not written by a ZooModule (no 'zoo_class' / hyper_parameters.config)")
+    cls = resolve_class(zoo_class)
+    module = cls(config_from_dict(cls.config_class, hparams["config"]))
+    module.load_state_dict(checkpoint["state_dict"], strict=True)
+    return save_pretrained(module, save_directory, training={"converted_from": str(checkpoint_path)})

@@ -1,0 +1,313 @@
+"""The local hub: a folder of versioned model repos with git-like immutable commits.
+
+Layout of a hub folder (``$ZOO_HUB``, default ``~/.cache/zoo/hub``)::
+
+    <org>/<name>/
+        snapshots/<commit>/     a plain Hugging Face model folder (config.json, model.safetensors, README.md)
+        refs/<branch-or-tag>    text: the commit id the branch or tag points at (``main`` moves on each push)
+        commits/<commit>.json   the commit object: parent, message, time, branch, and the tree
+                                (sha256 and size of every file in the snapshot)
+        tags/<tag>.json         tag object (tags are immutable)
+        .lock                   file lock taken by writers
+
+The commit id is the sha1 of the commit object's canonical JSON without its id (tree hash, parent, message,
+time, branch), as git hashes a commit header: a changed file, parent or message gives another id. Loading a
+snapshot recomputes the sha256 of every file and checks it against the tree, so a tampered file is an
+``IntegrityError`` rather than a silent load.
+
+Writes are atomic: a snapshot is written into ``.staging/<random>/`` first and renamed into place, refs and
+commit objects are written to a temp file and renamed; the rename of the ref is the commit point. Writers hold
+``.lock`` (a ``filelock.FileLock``, across OS processes) only while they pick the parent and move the ref, so two
+processes that push at once both end as commits in the history, one the parent of the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from zoo._core.errors import HubLockTimeout, IntegrityError, RepoNotFoundError, RevisionNotFoundError, TagExistsError, ZooError
+from zoo.hub.repo_id import validate_ref_name, validate_repo_id
+
+__all__ = ["CommitInfo", "LocalHub", "default_hub_root"]
+
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
+_CHUNK = 1 << 22
+
+
+def default_hub_root() -> Path:
+    root = os.environ.get("ZOO_HUB")
+    if root and root != "hf":
+        return Path(root).expanduser()
+    return Path("~/.cache/zoo/hub").expanduser()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _tree(folder: Path) -> dict[str, dict[str, object]]:
+    """``{relative posix path: {"sha256", "size"}}`` of every regular file under ``folder``."""
+    tree = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            raise ZooError(f"{path} is a symbolic link; a snapshot holds regular files only")
+        if path.is_file():
+            tree[path.relative_to(folder).as_posix()] = {"sha256": _sha256(path), "size": path.stat().st_size}
+    return tree
+
+
+def _canonical(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _commit_id(tree_hash: str, parent: str | None, message: str, timestamp: float, branch: str) -> str:
+    body = _canonical({"tree": tree_hash, "parent": parent, "message": message, "time": timestamp, "branch": branch})
+    return hashlib.sha1(b"zoo-commit %d\0" % len(body) + body).hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitInfo:
+    """One commit of a repo: id, parent id, message, time (seconds since the epoch), branch, tree."""
+
+    commit_id: str
+    parent: str | None
+    message: str
+    time: float
+    branch: str
+    tree: dict[str, dict[str, object]]
+    tree_hash: str
+
+    @property
+    def iso_time(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.time))
+
+
+class LocalHub:
+    """A hub folder; see the module docstring for the layout and guarantees."""
+
+    def __init__(self, root: str | Path | None = None, lock_timeout: float = 120.0) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_hub_root()
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"LocalHub({str(self.root)!r})"
+
+    # -- paths -------------------------------------------------------------------------------------
+    def repo_dir(self, repo_id: str) -> Path:
+        org, name = validate_repo_id(repo_id).split("/")
+        return self.root / org / name
+
+    def _existing_repo(self, repo_id: str) -> Path:
+        path = self.repo_dir(repo_id)
+        if not (path / "refs").is_dir():
+            known = ", ".join(self.list_repos()[:10]) or "none"
+            raise RepoNotFoundError(f"repo {repo_id!r} is not in the hub at {self.root} (repos there: {known})")
+        return path
+
+    def _lock(self, repo: Path):
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(repo / ".lock"), timeout=self.lock_timeout)
+
+        class _Guard:
+            def __enter__(self_inner):
+                try:
+                    lock.acquire()
+                except Timeout:
+                    raise HubLockTimeout(f"{repo} is locked by another process for over {self.lock_timeout} s") from None
+
+            def __exit__(self_inner, *exc):
+                lock.release()
+
+        return _Guard()
+
+    # -- writing -----------------------------------------------------------------------------------
+    def staging_dir(self, repo_id: str) -> Path:
+        """A new empty folder on the hub's filesystem, to write a snapshot into before ``push``."""
+        staging = self.repo_dir(repo_id) / ".staging" / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        return staging
+
+    def push(
+        self,
+        repo_id: str,
+        folder: str | Path,
+        *,
+        message: str | None = None,
+        branch: str = "main",
+        tag: str | None = None,
+        move: bool = False,
+    ) -> str:
+        """Commit the files of ``folder`` as a new snapshot on ``branch``; return the commit id.
+
+        With ``move=True`` the folder (best made by ``staging_dir``) is renamed into place instead of copied.
+        """
+        repo = self.repo_dir(repo_id)
+        validate_ref_name(branch, "branch")
+        if tag is not None:
+            validate_ref_name(tag, "tag")
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ZooError(f"{folder} is not a folder")
+        for sub in ("refs", "snapshots", "commits", "tags", ".staging"):
+            (repo / sub).mkdir(parents=True, exist_ok=True)
+        if move:
+            staged = folder
+        else:
+            staged = self.staging_dir(repo_id)
+            shutil.copytree(folder, staged, dirs_exist_ok=True)
+        try:
+            tree = _tree(staged)  # hashed outside the lock: the slow part of a push
+            if not tree:
+                raise ZooError(f"{folder} holds no files to commit")
+            tree_hash = hashlib.sha256(_canonical(tree)).hexdigest()
+            message = message or f"push {', '.join(sorted(tree))}"
+            with self._lock(repo):
+                if tag is not None and (repo / "tags" / f"{tag}.json").exists():
+                    raise TagExistsError(f"tag {tag!r} already exists in {repo_id}; tags are immutable")
+                if (repo / "tags" / f"{branch}.json").exists():
+                    raise ZooError(f"{branch!r} is a tag of {repo_id}; push to a branch")
+                head = repo / "refs" / branch
+                parent = head.read_text().strip() if head.exists() else None
+                timestamp = time.time()
+                commit_id = _commit_id(tree_hash, parent, message, timestamp, branch)
+                os.rename(staged, repo / "snapshots" / commit_id)
+                commit = {"id": commit_id, "tree_hash": tree_hash, "parent": parent, "message": message,
+                          "time": timestamp, "branch": branch, "tree": tree}
+                _write_atomic(repo / "commits" / f"{commit_id}.json", json.dumps(commit, indent=1, sort_keys=True))
+                _write_atomic(head, commit_id + "\n")  # the commit point
+                if tag is not None:
+                    self._write_tag(repo, tag, commit_id, message)
+        except BaseException:
+            if staged.exists():
+                shutil.rmtree(staged, ignore_errors=True)
+            raise
+        return commit_id
+
+    def _write_tag(self, repo: Path, tag: str, commit_id: str, message: str | None) -> None:
+        tag_object = {"tag": tag, "commit": commit_id, "message": message or "", "time": time.time()}
+        _write_atomic(repo / "tags" / f"{tag}.json", json.dumps(tag_object, indent=1, sort_keys=True))
+        _write_atomic(repo / "refs" / tag, commit_id + "\n")
+
+    def tag(self, repo_id: str, revision: str, tag: str, message: str | None = None) -> str:
+        """Name the commit ``revision`` resolves to with the immutable ``tag``; return the commit id."""
+        validate_ref_name(tag, "tag")
+        repo = self._existing_repo(repo_id)
+        with self._lock(repo):
+            if (repo / "refs" / tag).exists():
+                kind = "tag" if (repo / "tags" / f"{tag}.json").exists() else "branch"
+                raise TagExistsError(f"{kind} {tag!r} already exists in {repo_id}; tags are immutable")
+            commit_id = self.resolve(repo_id, revision)
+            self._write_tag(repo, tag, commit_id, message)
+        return commit_id
+
+    # -- reading -----------------------------------------------------------------------------------
+    def refs(self, repo_id: str) -> dict[str, dict[str, str]]:
+        """``{"branches": {name: commit}, "tags": {name: commit}}``."""
+        repo = self._existing_repo(repo_id)
+        out: dict[str, dict[str, str]] = {"branches": {}, "tags": {}}
+        for ref in sorted((repo / "refs").iterdir()):
+            if ref.name.startswith("."):
+                continue
+            kind = "tags" if (repo / "tags" / f"{ref.name}.json").exists() else "branches"
+            out[kind][ref.name] = ref.read_text().strip()
+        return out
+
+    def resolve(self, repo_id: str, revision: str | None = None) -> str:
+        """The 40-hex commit id of ``revision``: a branch, a tag, a commit id or a unique prefix of 7+ digits."""
+        repo = self._existing_repo(repo_id)
+        revision = revision or "main"
+        if "/" not in revision and not revision.startswith("."):
+            ref = repo / "refs" / revision
+            if ref.is_file():
+                return ref.read_text().strip()
+        if _HEX40.match(revision) and (repo / "commits" / f"{revision}.json").is_file():
+            return revision
+        if _HEX_PREFIX.match(revision):
+            found = [p.stem for p in (repo / "commits").glob(f"{revision}*.json")]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise RevisionNotFoundError(f"commit prefix {revision!r} is ambiguous in {repo_id}: {sorted(found)}")
+        refs = self.refs(repo_id)
+        names = sorted(refs["branches"]) + sorted(refs["tags"])
+        raise RevisionNotFoundError(f"revision {revision!r} not found in {repo_id} (branches and tags: {', '.join(names)})")
+
+    def commit_info(self, repo_id: str, commit_id: str) -> CommitInfo:
+        path = self._existing_repo(repo_id) / "commits" / f"{commit_id}.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RevisionNotFoundError(f"commit {commit_id} not found in {repo_id}") from None
+        return CommitInfo(data["id"], data["parent"], data["message"], data["time"], data["branch"], data["tree"], data["tree_hash"])
+
+    def log(self, repo_id: str, revision: str | None = None) -> list[CommitInfo]:
+        """Commits reachable from ``revision`` (default ``main``), newest first."""
+        out, commit_id = [], self.resolve(repo_id, revision)
+        while commit_id is not None:
+            info = self.commit_info(repo_id, commit_id)
+            out.append(info)
+            commit_id = info.parent
+        return out
+
+    def list_repos(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            f"{org.name}/{repo.name}"
+            for org in self.root.iterdir() if org.is_dir() and not org.name.startswith(".")
+            for repo in org.iterdir() if (repo / "refs").is_dir()
+        )
+
+    def verify(self, repo_id: str, commit_id: str) -> None:
+        """Raise ``IntegrityError`` unless the snapshot's files match the commit's sha256 tree exactly."""
+        info = self.commit_info(repo_id, commit_id)
+        if _commit_id(info.tree_hash, info.parent, info.message, info.time, info.branch) != commit_id or (
+            hashlib.sha256(_canonical(info.tree)).hexdigest() != info.tree_hash
+        ):
+            raise IntegrityError(f"commit object {commit_id} of {repo_id} was altered (its hash no longer matches its id)")
+        snapshot = self.repo_dir(repo_id) / "snapshots" / commit_id
+        if not snapshot.is_dir():
+            raise IntegrityError(f"snapshot folder of commit {commit_id} of {repo_id} is missing")
+        found = _tree(snapshot)
+        for path in sorted(set(info.tree) | set(found)):
+            if path not in found:
+                raise IntegrityError(f"{repo_id}@{commit_id[:10]}: file {path!r} is missing from {snapshot}")
+            if path not in info.tree:
+                raise IntegrityError(f"{repo_id}@{commit_id[:10]}: file {path!r} was added after the commit")
+            if found[path]["sha256"] != info.tree[path]["sha256"]:
+                raise IntegrityError(
+                    f"{repo_id}@{commit_id[:10]}: file {path!r} was modified after the commit "
+                    f"(sha256 {found[path]['sha256'][:12]}..., committed {str(info.tree[path]['sha256'])[:12]}...)"
+                )
+
+    def snapshot(self, repo_id: str, revision: str | None = None, verify: bool = True) -> Path:
+        """The snapshot folder of ``revision``, checked against its manifest unless ``verify=False``."""
+        commit_id = self.resolve(repo_id, revision)
+        if verify:
+            self.verify(repo_id, commit_id)
+        return self.repo_dir(repo_id) / "snapshots" / commit_id
+
+    def iter_files(self, repo_id: str, revision: str | None = None) -> Iterator[Path]:
+        snapshot = self.snapshot(repo_id, revision)
+        yield from (p for p in sorted(snapshot.rglob("*")) if p.is_file())

@@ -1,0 +1,69 @@
+"""The Hugging Face Hub bridge (``hf://org/name`` or ``ZOO_HUB=hf``), through ``huggingface_hub`` unmodified.
+
+The endpoint is read from ``$HF_ENDPOINT`` at call time and passed explicitly (``huggingface_hub`` reads it once
+at import). Offline use never waits on retries: with ``$HF_HUB_OFFLINE`` set, or when the revision is a full
+commit id already in the local cache (commits are immutable), the snapshot comes from the cache without a
+network call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from zoo._core.errors import RepoNotFoundError, RevisionNotFoundError, ZooError
+
+__all__ = ["download", "push_folder"]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _endpoint() -> str | None:
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def _offline() -> bool:
+    return any(os.environ.get(k, "").lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def push_folder(folder: str | Path, repo_id: str, *, message: str, tag: str | None = None, branch: str = "main") -> str:
+    """Upload ``folder`` as one commit to ``repo_id`` on ``branch``; tag it; return the commit id."""
+    from huggingface_hub import HfApi
+
+    if _offline():
+        raise ZooError(f"cannot push to hf://{repo_id}: HF_HUB_OFFLINE is set")
+    api = HfApi(endpoint=_endpoint())
+    api.create_repo(repo_id, exist_ok=True)
+    if branch != "main":
+        api.create_branch(repo_id, branch=branch, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=message, revision=branch)
+    commit_id = info.oid
+    if tag is not None:
+        api.create_tag(repo_id, tag=tag, revision=commit_id, tag_message=message)
+    return commit_id
+
+
+def download(repo_id: str, revision: str | None = None) -> Path:
+    """The snapshot folder of ``repo_id`` at ``revision`` in the Hugging Face cache (downloaded if needed)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import RevisionNotFoundError as HfRevisionNotFound
+
+    revision = revision or "main"
+    kwargs = dict(repo_id=repo_id, revision=revision, endpoint=_endpoint())
+    try:
+        if _offline():
+            return Path(snapshot_download(**kwargs, local_files_only=True))
+        if re.fullmatch(r"[0-9a-f]{40}", revision):
+            try:  # an immutable commit already cached needs no network call
+                return Path(snapshot_download(**kwargs, local_files_only=True))
+            except LocalEntryNotFoundError:
+                pass
+        return Path(snapshot_download(**kwargs))
+    except RepositoryNotFoundError:
+        raise RepoNotFoundError(f"hf://{repo_id} was not found at {_endpoint() or 'the default endpoint'}") from None
+    except HfRevisionNotFound:
+        raise RevisionNotFoundError(f"revision {revision!r} not found in hf://{repo_id}") from None
+    except LocalEntryNotFoundError:
+        raise ZooError(f"hf://{repo_id}@{revision} is not in the local cache and HF_HUB_OFFLINE is set") from None
