@@ -23,6 +23,15 @@ def _endpoint() -> str | None:
     return os.environ.get("HF_ENDPOINT") or None
 
 
+def _cache_dir() -> str | None:
+    # huggingface_hub reads HF_HUB_CACHE / HF_HOME once at import; read them per call instead.
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
 def _offline() -> bool:
     return any(os.environ.get(k, "").lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
@@ -51,7 +60,7 @@ def download(repo_id: str, revision: str | None = None) -> Path:
     from huggingface_hub.errors import RevisionNotFoundError as HfRevisionNotFound
 
     revision = revision or "main"
-    kwargs = dict(repo_id=repo_id, revision=revision, endpoint=_endpoint())
+    kwargs = dict(repo_id=repo_id, revision=revision, endpoint=_endpoint(), cache_dir=_cache_dir())
     try:
         if _offline():
             return Path(snapshot_download(**kwargs, local_files_only=True))

@@ -27,7 +27,7 @@ def validate_repo_id(repo_id: str) -> str:
         why = "it must have exactly one '/' (org/name)"
     elif ".." in repo_id or "--" in repo_id:
         why = "'..' and '--' are not allowed"
-    elif not all(_PART.match(p) for p in parts):
+    elif not all(_PART.fullmatch(p) for p in parts):
         why = "each part must be 1-96 of A-Z a-z 0-9 . _ - and start and end with a letter or digit"
     elif parts[1].endswith(".git"):
         why = "the name cannot end in '.git'"
@@ -37,7 +37,7 @@ def validate_repo_id(repo_id: str) -> str:
 
 
 def validate_ref_name(name: str, what: str = "tag") -> str:
-    if not isinstance(name, str) or not _REF.match(name) or ".." in name:
+    if not isinstance(name, str) or not _REF.fullmatch(name) or ".." in name:
         raise InvalidRepoIdError(f"invalid {what} {name!r}: use 1-128 of A-Z a-z 0-9 . _ - starting with a letter or digit")
     if re.fullmatch(r"[0-9a-f]{7,40}", name):
         raise InvalidRepoIdError(f"invalid {what} {name!r}: it would read as a commit id")

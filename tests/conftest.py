@@ -1,0 +1,46 @@
+"""Shared fixtures: every test gets its own empty local hub and Hugging Face cache, offline by default."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Before huggingface_hub is imported anywhere: no telemetry, no Xet (the loopback test server speaks the
+# plain commit API), and a throwaway HF_HOME so tests never touch the user's cache.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+
+import tests.smoke.model  # noqa: E402,F401  registers the test-only presets smoke_*_tiny
+
+
+@pytest.fixture(autouse=True)
+def isolated_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    hub = tmp_path / "hub"
+    monkeypatch.setenv("ZOO_HUB", str(hub))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    return hub
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process that can import ``tests`` and ``zoo`` from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra)
+    return env
+
+
+def zoo_executable() -> list[str]:
+    exe = Path(sys.executable).with_name("zoo")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "zoo"]
