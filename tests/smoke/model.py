@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from zoo import register_model
 from zoo._core.module import ZooModule
@@ -83,7 +83,13 @@ class _Rows(Dataset):
 
 
 class SmokeData(L.LightningDataModule):
-    """y = X w* + 0.01 noise, X ~ N(0, I); fixed by ``seed``; rows served in order (no shuffle)."""
+    """y = X w* + 0.01 noise, X ~ N(0, I); fixed by ``seed``.
+
+    Training rows come in a per-epoch permutation seeded by ``$PL_GLOBAL_SEED`` (set by ``seed_everything``): in one
+    process through a one-replica ``DistributedSampler``; under DDP Lightning swaps in its own ``DistributedSampler``
+    with the same seed, whose ranks take interleaved positions of the same permutation. So a DDP step over 2 ranks
+    x b rows uses exactly the rows of a one-process step over 2b rows.
+    """
 
     def __init__(self, n_rows: int = 256, in_features: int = 4, batch_size: int = 32, seed: int = 0) -> None:
         super().__init__()
@@ -94,7 +100,11 @@ class SmokeData(L.LightningDataModule):
         self.batch_size = batch_size
 
     def train_dataloader(self):
-        return DataLoader(_Rows(self.x, self.y), batch_size=self.batch_size, shuffle=False)
+        rows = _Rows(self.x, self.y)
+        if self.trainer is not None and self.trainer.world_size > 1:
+            return DataLoader(rows, batch_size=self.batch_size, shuffle=True)  # Lightning shards it
+        sampler = DistributedSampler(rows, num_replicas=1, rank=0, shuffle=True, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
+        return DataLoader(rows, batch_size=self.batch_size, sampler=sampler)
 
     def val_dataloader(self):
         return DataLoader(_Rows(self.x[:64], self.y[:64]), batch_size=64)
