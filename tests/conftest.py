@@ -18,6 +18,17 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 import tests.smoke.model  # noqa: E402,F401  registers the test-only presets smoke_*_tiny
 
 
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def isolated_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     hub = tmp_path / "hub"

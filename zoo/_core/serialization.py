@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -161,11 +160,8 @@ def from_pretrained(
 ) -> Any:
     from zoo.hub import snapshot_path
 
-    started = time.perf_counter()
     folder = snapshot_path(repo_or_path, revision=revision, hub=hub)
-    module = load_folder(folder, map_location=map_location, expected_class=expected_class)
-    module.zoo_load_seconds = time.perf_counter() - started
-    return module
+    return load_folder(folder, map_location=map_location, expected_class=expected_class)
 
 
 def convert_checkpoint(checkpoint_path: str | Path, save_directory: str | Path) -> Path:

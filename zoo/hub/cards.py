@@ -22,9 +22,11 @@ __all__ = ["load_template", "render_card", "template_dirs"]
 
 
 def template_dirs() -> list[Path]:
-    """Folders searched for card templates: the source checkout's ``hub_cards/``, then the installed copy."""
+    """Folders searched for card templates: the source checkout's ``hub_cards/``, then a wheel's installed copy."""
+    import sys
+
     package = Path(zoo.__file__).resolve().parent
-    return [package.parent / "hub_cards", package / "hub_cards"]
+    return [package.parent / "hub_cards", Path(sys.prefix) / "share" / "paperzoo" / "hub_cards"]
 
 
 def _split_front_matter(text: str, where: str) -> tuple[dict[str, Any], str]:
