@@ -24,10 +24,19 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+RUN_HELP = """Run a recipe: LightningCLI `fit`, then the recipe's evaluation, then push to the hub and load back.
+
+Arguments after RECIPE go to LightningCLI (e.g. --trainer.devices 2 --trainer.strategy ddp
+--model.init_args.config.hidden 16); `zoo run RECIPE --help` shows them all. --zoo.KEY VALUE edits the
+recipe's zoo: block (preset, evaluation, repo_id, tag, commit_message, hub, dataset, load_back)."""
+
 
 def _parser() -> argparse.ArgumentParser:
+    from zoo._core.registry import list_models
+
     parser = argparse.ArgumentParser(
         prog="zoo",
+        epilog=f"{len(list_models())} model presets are registered; `zoo list` names them.",
         description="paperzoo: research methods as Lightning modules, recipes, and a versioned model hub. "
         "`zoo run` plays the role of the old `lightning run` (Lightning 2.6 has none).",
     )
@@ -37,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list model presets")
     p.add_argument("pattern", nargs="?", default=None, help="glob, e.g. '*_tiny'")
 
-    p = sub.add_parser("run", help="run a recipe: fit, evaluate, push, load back", add_help=False)
+    p = sub.add_parser("run", help="run a recipe: fit, evaluate, push, load back", description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", help="recipe YAML, e.g. recipes/<method>/<task>_tiny.yaml")
     p.add_argument("args", nargs=argparse.REMAINDER, help="LightningCLI arguments and --zoo.KEY VALUE overrides")
 
@@ -86,9 +95,6 @@ def _dispatch(ns: argparse.Namespace) -> int:
             print(name)
         return 0
     if ns.command == "run":
-        if ns.recipe in ("-h", "--help"):
-            print(__doc__)
-            return 0
         if os.getcwd() not in sys.path:  # like `python -m`: classes in the working directory are importable
             sys.path.insert(0, os.getcwd())
         from zoo._core.runner import run_recipe
