@@ -33,7 +33,14 @@ def test_push_layout_and_revisions(tmp_path, isolated_hub):
     repo = isolated_hub / "acme" / "smoke"
     assert (repo / "refs" / "main").read_text().strip() == first
     assert (repo / "refs" / "v1").read_text().strip() == first
-    assert sorted(p.name for p in (repo / "snapshots" / first).iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    snapshot = repo / "snapshots" / first
+    assert sorted(p.name for p in snapshot.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    # A snapshot is a plain Hugging Face model folder: readable without zoo.
+    from huggingface_hub import ModelCard
+    from safetensors.torch import load_file
+
+    assert ModelCard.load(snapshot / "README.md").data.library_name == "paperzoo"
+    assert torch.equal(load_file(str(snapshot / "model.safetensors"))["net.weight"], model.net.weight.detach())
 
     with torch.no_grad():
         model.net.weight.add_(1.0)
