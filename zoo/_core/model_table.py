@@ -9,4 +9,6 @@ from __future__ import annotations
 
 # preset name -> importable module whose import runs its @register_model decorators.
 # Filled in as methods land.
-MODEL_TABLE: dict[str, str] = {}
+MODEL_TABLE: dict[str, str] = {
+    "adaskip_plan_tiny": "zoo.adaskip.module",
+}

@@ -1,0 +1,225 @@
+"""``AdaSkip.wrap(model, plan)``: sublayer skipping on a Hugging Face causal LM, without copying modeling files.
+
+Mechanism (notes section 4): each decoder-layer *instance* gets its own ``forward`` (``types.MethodType``) that
+rebuilds the pre-norm residual layer from its four children and, per sublayer j and phase, either runs it,
+
+    b = a + f_j(norm_j(a))                                   (the model as trained)
+
+or skips it with scale compensation (AdaSkip, arXiv 2501.02336, "Scale compensation"),
+
+    b = Scale_j * a.
+
+Classes, parameters and ``state_dict`` are untouched, so ``unwrap()`` (deleting the instance attributes) restores
+the model bit-exactly and an empty plan computes exactly the same operations in the same order as the original.
+A forward pre-hook on the decoder stack decides the phase once per call: *prefill* when the cache is empty or
+absent, *decode* otherwise. Skipped attention either writes no K/V (``drop``; a cache from ``new_cache()`` puts
+storage-free ``DummyLayer``s at layers whose attention is always skipped) or writes only K/V (``kv_only``).
+
+The recorder accumulates, per phase and sublayer, the token-mean IO cosine cos(a, b) and norm ratio |b|/|a| -
+AdaSkip's importance signal and scale (paper, "Prefill: offline importance learning"). The online decode stage
+(paper, "Decode: online FFN-only additions") measures each FFN's cosine over the first ``online_window`` decode
+steps of a request and then also skips every FFN whose mean is >= ``online_threshold`` (beta), with the measured
+scale. One plan covers the whole batch of a call: statistics are pooled over rows (our choice; the paper runs
+batch 1).
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections import defaultdict
+from typing import Any
+
+import torch
+
+from zoo.adaskip.layout import Layout, layout_for
+from zoo.adaskip.plan import SkipPlan
+
+__all__ = ["AdaSkip", "SublayerStats"]
+
+KINDS = ("attention", "ffn")
+
+
+class SublayerStats:
+    """Running sums of IO cosine and norm ratio per (phase, kind, layer), over tokens."""
+
+    def __init__(self, num_layers: int) -> None:
+        self.num_layers = num_layers
+        self.cos = defaultdict(lambda: torch.zeros(num_layers, dtype=torch.float64))
+        self.ratio = defaultdict(lambda: torch.zeros(num_layers, dtype=torch.float64))
+        self.tokens = defaultdict(lambda: torch.zeros(num_layers, dtype=torch.float64))
+
+    def add(self, phase: str, kind: str, layer: int, before: torch.Tensor, after: torch.Tensor) -> None:
+        a, b = before.detach().double().flatten(0, -2), after.detach().double().flatten(0, -2)  # [tokens, d]
+        cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)
+        ratio = b.norm(dim=-1) / a.norm(dim=-1).clamp_min(1e-30)
+        self.cos[phase, kind][layer] += cos.sum().cpu()
+        self.ratio[phase, kind][layer] += ratio.sum().cpu()
+        self.tokens[phase, kind][layer] += cos.numel()
+
+    def mean(self, phase: str, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean cosine [L], mean norm ratio [L])``; NaN where nothing was recorded."""
+        n = self.tokens[phase, kind]
+        return self.cos[phase, kind] / n, self.ratio[phase, kind] / n
+
+
+class AdaSkip:
+    """A skip controller attached to one model; see the module docstring."""
+
+    _ATTR = "_zoo_adaskip"
+
+    def __init__(self, model: Any, plan: SkipPlan | None, layout: Layout) -> None:
+        self.model = model
+        self.layout = layout
+        self.layers = list(layout.layers(model))
+        self.recording = False
+        self.stats = SublayerStats(len(self.layers))
+        self._phase = "prefill"
+        self._decode_steps = 0
+        self._online: dict[int, float] = {}
+        self._online_stats = SublayerStats(len(self.layers))
+        self._hook = None
+        self.plan = plan if plan is not None else SkipPlan.empty(model.config.model_type, len(self.layers))
+
+    # -- installing ----------------------------------------------------------------------------------
+    @classmethod
+    def wrap(cls, model: Any, plan: SkipPlan | None = None) -> "AdaSkip":
+        """Install the per-layer overrides on ``model`` (in place) and return the controller."""
+        if getattr(model, cls._ATTR, None) is not None:
+            raise ValueError("this model is already wrapped by AdaSkip; call unwrap() first")
+        layout = layout_for(model)
+        skipper = cls(model, None, layout)
+        skipper.set_plan(plan)
+        for index, layer in enumerate(skipper.layers):
+            if "forward" in vars(layer):
+                raise ValueError(f"decoder layer {index} already has an instance-level forward; refusing to stack overrides")
+            signature = inspect.signature(type(layer).forward)
+            layer.forward = types.MethodType(_make_forward(skipper, index, signature), layer)
+        skipper._hook = layout.stack(model).register_forward_pre_hook(skipper._pre_forward, with_kwargs=True)
+        setattr(model, cls._ATTR, skipper)
+        return skipper
+
+    def unwrap(self) -> Any:
+        """Remove every override; the model is exactly as before ``wrap``."""
+        for layer in self.layers:
+            vars(layer).pop("forward", None)
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        if getattr(self.model, self._ATTR, None) is self:
+            delattr(self.model, self._ATTR)
+        return self.model
+
+    def set_plan(self, plan: SkipPlan | None) -> None:
+        if plan is None:
+            plan = SkipPlan.empty(self.model.config.model_type, len(self.layers))
+        if plan.model_type != self.model.config.model_type or plan.num_layers != len(self.layers):
+            raise ValueError(
+                f"plan made for {plan.model_type} with {plan.num_layers} layers cannot drive this "
+                f"{self.model.config.model_type} model with {len(self.layers)} layers"
+            )
+        self.plan = plan
+        self._attention = plan.scales("attention")
+        self._ffn = plan.scales("ffn")
+        self._online = {}
+
+    # -- caches ----------------------------------------------------------------------------------------
+    def new_cache(self) -> Any:
+        """A ``DynamicCache`` with storage-free ``DummyLayer``s where attention is dropped for every token.
+
+        Pass it as ``generate(..., cache=skipper.new_cache())``: masks and ``get_seq_length()`` then read a live
+        layer, and skipped layers hold no memory (notes section 4, rule 1).
+        """
+        from transformers.cache_utils import DummyLayer, DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        if self.plan.phase == "both" and self.plan.attention_mode == "drop":
+            for index in self.plan.attention_skip:
+                cache.layers[index] = DummyLayer()
+        return cache
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        """``model.generate`` with a cache from ``new_cache()`` unless one is given."""
+        kwargs.setdefault("cache", self.new_cache())
+        return self.model.generate(*args, **kwargs)
+
+    # -- phase and online stage ------------------------------------------------------------------------
+    def _pre_forward(self, module: Any, args: tuple, kwargs: dict) -> None:
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if cache is None and len(args) > 1 and not isinstance(args[1], torch.Tensor):
+            cache = args[1]
+        seen = cache.get_seq_length() if cache is not None else 0
+        if seen == 0:
+            self._phase, self._decode_steps, self._online = "prefill", 0, {}
+            self._online_stats = SublayerStats(len(self.layers))
+        else:
+            self._phase = "decode"
+            self._decode_steps += 1
+            plan = self.plan
+            if plan.online_ffn and self._decode_steps == plan.online_window + 1:
+                cos, ratio = self._online_stats.mean("decode", "ffn")
+                self._online = {
+                    i: float(ratio[i]) for i in range(len(self.layers))
+                    if i not in self._ffn and bool(cos[i] >= plan.online_threshold)
+                }
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @property
+    def online_ffn_skips(self) -> dict[int, float]:
+        """FFN skips added by the online decode stage for the current request (``{layer: scale}``)."""
+        return dict(self._online)
+
+    def _active(self, kind: str) -> dict[int, float]:
+        plan = self.plan
+        if plan.phase not in ("both", self._phase):
+            base: dict[int, float] = {}
+        else:
+            base = self._attention if kind == "attention" else self._ffn
+        if kind == "ffn" and self._phase == "decode" and self._online:
+            return {**self._online, **base}
+        return base
+
+
+def _make_forward(skipper: AdaSkip, index: int, signature: inspect.Signature):
+    layout = skipper.layout
+
+    def forward(layer: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        bound = signature.bind(layer, *args, **kwargs).arguments
+        call = {k: v for k, v in bound.items() if k not in ("self", "hidden_states", "kwargs")}
+        call.update(bound.get("kwargs", {}))
+        stream = layer_input = bound["hidden_states"]
+        phase = skipper._phase
+        record = skipper.recording
+        online_probe = skipper.plan.online_ffn and phase == "decode" and skipper._decode_steps <= skipper.plan.online_window
+
+        # attention sublayer
+        attention = skipper._active("attention")
+        if index in attention:
+            if skipper.plan.attention_mode == "kv_only":
+                layout.kv_only(layer, getattr(layer, layout.norm1)(stream), call)
+            stream = stream * attention[index] if attention[index] != 1.0 else stream
+        else:
+            residual = stream
+            stream = residual + layout.call_attention(layer, getattr(layer, layout.norm1)(stream), call)
+            if record:
+                skipper.stats.add(phase, "attention", index, residual, stream)
+
+        # FFN sublayer
+        ffn = skipper._active("ffn")
+        if index in ffn:
+            stream = stream * ffn[index] if ffn[index] != 1.0 else stream
+        else:
+            residual = stream
+            stream = residual + getattr(layer, layout.ffn)(getattr(layer, layout.norm2)(stream))
+            if record:
+                skipper.stats.add(phase, "ffn", index, residual, stream)
+            if online_probe:
+                skipper._online_stats.add("decode", "ffn", index, residual, stream)
+        if record:  # whole-layer IO similarity: ShortGPT's block influence is 1 - this cosine
+            skipper.stats.add(phase, "layer", index, layer_input, stream)
+        return stream
+
+    return forward
