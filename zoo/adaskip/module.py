@@ -15,6 +15,7 @@ import torch
 from zoo import register_model
 from zoo._core.module import ZooModule
 from zoo.adaskip.calibrate import Calibration, adaskip_plan
+from zoo.adaskip.layout import layout_for
 from zoo.adaskip.plan import SkipPlan
 from zoo.adaskip.wrapper import AdaSkip
 
@@ -30,25 +31,103 @@ class AdaSkipConfig:
     calibration_prompts: int = 0  # number of calibration requests (paper code: 20)
     calibration_tokens: int = 0  # tokens over all calibration requests
     calibration_source: str = ""  # where the calibration text came from
+    num_skipped: int = 0  # budget: sublayers (attention + FFN) the calibrated plan skips
+    scale: bool = True  # scale compensation (False = the "AdaSkip without scale" ablation)
+    online_ffn: bool = True  # decode-stage FFN additions
+    online_window: int = 20  # P, decode tokens observed before online additions
 
     def __post_init__(self) -> None:
         if isinstance(self.plan, dict):
             self.plan = SkipPlan(**self.plan)
+        if self.num_skipped < 0:
+            raise ValueError(f"num_skipped must be >= 0, got {self.num_skipped}")
         if self.calibration_prompts < 0 or self.calibration_tokens < 0:
             raise ValueError(f"calibration counts must be >= 0, got {self.calibration_prompts}, {self.calibration_tokens}")
 
 
+def load_base_model(name: str) -> Any:
+    """The transformers causal LM named by a plan's ``base_model``: a zoo repo/folder of a ByteLlamaModule, or "smollm2"."""
+    if name == "smollm2":
+        from zoo.adaskip.smollm2 import load_smollm2
+
+        return load_smollm2()
+    import zoo
+
+    module = zoo.from_pretrained(name)
+    lm = getattr(module, "lm", None)
+    if lm is None:
+        raise ValueError(f"{name} holds a {type(module).__name__}, which has no causal LM (.lm) to calibrate")
+    return lm
+
+
 class AdaSkipPlanModule(ZooModule):
-    """Holds a skip plan and its calibration statistics; ``apply(model)`` wraps a model with it."""
+    """Holds a skip plan and its calibration statistics; ``apply(model)`` wraps a model with it.
+
+    As a recipe model it *is* the calibration: ``fit`` runs each training window through the base model
+    (``config.base_model``) with the recorder on (no gradients, no optimizer) and, at the end, cuts an AdaSkip plan
+    of ``config.num_skipped`` sublayers from the statistics. The base model is not part of this module's weights.
+    """
 
     config_class = AdaSkipConfig
     card_template = "adaskip"
 
     def __init__(self, config: AdaSkipConfig | None = None) -> None:
         super().__init__(config)
+        self.automatic_optimization = False
         layers = self.config.plan.num_layers
         for name in _STATS:
             self.register_buffer(name, torch.full((layers,), float("nan"), dtype=torch.float64))
+        object.__setattr__(self, "_base", None)  # kept out of state_dict and .children()
+        object.__setattr__(self, "_skipper", None)
+
+    def base_model(self) -> Any:
+        if self._base is None:
+            object.__setattr__(self, "_base", load_base_model(self.config.base_model).eval())
+        return self._base
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            lm = self.base_model()
+            layers = len(layout_for(lm).layers(lm))
+            if layers != self.config.plan.num_layers or lm.config.model_type != self.config.plan.model_type:
+                # size the statistics for the real base model before calibrating
+                self.config.plan = SkipPlan(lm.config.model_type, layers)
+                for name in _STATS:
+                    setattr(self, name, torch.full((layers,), float("nan"), dtype=torch.float64))
+
+    def on_train_start(self) -> None:
+        skipper = AdaSkip.wrap(self.base_model())
+        skipper.recording = True
+        object.__setattr__(self, "_skipper", skipper)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        with torch.no_grad():
+            for row in batch:
+                ids = row[None, :-1] if row.dim() == 1 else row[None]
+                self._base(input_ids=ids, use_cache=False)
+                self.config.calibration_prompts += 1
+                self.config.calibration_tokens += ids.shape[1]
+        return None
+
+    def on_train_end(self) -> None:
+        skipper = self._skipper
+        stats = skipper.stats
+        attention_cos, attention_ratio = stats.mean("prefill", "attention")
+        ffn_cos, ffn_ratio = stats.mean("prefill", "ffn")
+        layer_cos, _ = stats.mean("prefill", "layer")
+        skipper.unwrap()
+        object.__setattr__(self, "_skipper", None)
+        plan = self.config.plan
+        cal = Calibration(plan.model_type, plan.num_layers, attention_cos, ffn_cos, attention_ratio, ffn_ratio, layer_cos,
+                          self.config.calibration_prompts, self.config.calibration_tokens, 0.0)
+        for name in _STATS:
+            getattr(self, name).copy_(getattr(cal, name))
+        self.config.plan = adaskip_plan(cal, self.config.num_skipped, scale=self.config.scale,
+                                        online_ffn=self.config.online_ffn, online_window=self.config.online_window)
+        self.hparams["config"] = dataclasses.asdict(self.config)
+
+    def configure_optimizers(self) -> None:
+        return None
 
     @classmethod
     def from_calibration(cls, calibration: Calibration, plan: SkipPlan, *, base_model: str, source: str = "") -> "AdaSkipPlanModule":
@@ -82,6 +161,19 @@ class AdaSkipPlanModule(ZooModule):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("AdaSkipPlanModule holds a plan; call .apply(model) and run the model")
+
+
+@register_model("adaskip_byte_llama_tiny")
+def adaskip_byte_llama_tiny() -> AdaSkipConfig:
+    """Calibrate a 1-of-4-sublayers plan on the tiny byte Llama pushed by recipes/adaskip/byte_llama_tiny.yaml."""
+    return AdaSkipConfig(base_model="paperzoo/adaskip-byte-llama-tiny", plan=SkipPlan("llama", 2), num_skipped=1,
+                         online_window=8)
+
+
+@register_model("adaskip_byte_llama")
+def adaskip_byte_llama() -> AdaSkipConfig:
+    """Calibrate a 4-of-16-sublayers plan on the 8-layer byte Llama of recipes/adaskip/byte_llama.yaml."""
+    return AdaSkipConfig(base_model="paperzoo/adaskip-byte-llama", plan=SkipPlan("llama", 8), num_skipped=4)
 
 
 @register_model("adaskip_plan_tiny")
