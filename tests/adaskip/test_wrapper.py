@@ -187,3 +187,22 @@ def test_calibrated_plan_round_trips_through_the_hub():
     assert loaded.replan(5).plan.num_skipped == 5
     with pytest.raises(ValueError, match="plan made for qwen2"):
         loaded.apply(tiny_model("gpt2"))
+
+
+def test_skipdecode_schedule_grows_and_stays_consistent():
+    from zoo.adaskip.calibrate import skipdecode_schedule
+
+    plan, schedule = skipdecode_schedule("llama", 4, 3, tokens_per_stage=4)
+    assert plan.attention_skip == (1, 2, 3) and plan.attention_mode == "kv_only"
+    # ceil(t / 4 * 2) + 1 layers at step t: 2, 2, 3, 3, 3 (capped at N = 3)
+    assert [schedule(t).attention_skip for t in (1, 2, 3, 6, 100)] == [(1, 2), (1, 2), (1, 2, 3), (1, 2, 3), (1, 2, 3)]
+    model = tiny_model("llama")
+    skipper = AdaSkip.wrap(model, plan)
+    skipper.decode_schedule = schedule
+    out = skipper.generate(_prompt(6), max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False)
+    assert out.shape == (1, 24 + NEW) and skipper.plan.attention_skip == (1, 2, 3)
+    first = skipper.generate(_prompt(7), max_new_tokens=1, do_sample=False)
+    assert skipper.plan == plan  # a new request starts again from the prefill plan
+    with pytest.raises(ValueError, match="num_layers_removed"):
+        skipdecode_schedule("llama", 4, 4)
+    assert first.shape == (1, 25)

@@ -25,7 +25,7 @@ import torch
 from zoo.adaskip.plan import SkipPlan
 from zoo.adaskip.wrapper import AdaSkip
 
-__all__ = ["Calibration", "adaskip_plan", "calibrate", "early_exit_plan", "ffn_only_plan", "random_plan", "shortgpt_plan", "unified_plan"]
+__all__ = ["Calibration", "adaskip_plan", "calibrate", "early_exit_plan", "ffn_only_plan", "random_plan", "shortgpt_plan", "skipdecode_schedule", "unified_plan"]
 
 
 @dataclasses.dataclass
@@ -155,6 +155,26 @@ def unified_plan(model_type: str, num_layers: int, num_layers_removed: int) -> S
     period = num_layers // num_layers_removed
     layers = [i for i in range(num_layers) if i % period == 1 % period][:num_layers_removed]
     return _whole_layers(model_type, num_layers, layers)
+
+
+def skipdecode_schedule(model_type: str, num_layers: int, num_layers_removed: int, tokens_per_stage: int = 512):
+    """SkipDecode (arXiv 2307.02628) as AdaSkip's re-implementation runs it: layers 1..N in prefill, and at decode
+    step t layers 1..min(N, ceil(t / 512 * (N - 1)) + 1); layer 0 is never skipped. The set grows over a request, so
+    skipped attention keeps writing K/V (``kv_only``). Returns ``(prefill plan, schedule)`` for
+    ``skipper.set_plan(plan); skipper.decode_schedule = schedule``.
+    """
+    if not 0 < num_layers_removed < num_layers:
+        raise ValueError(f"num_layers_removed must be in 1..{num_layers - 1}, got {num_layers_removed}")
+
+    def layers_plan(count: int) -> SkipPlan:
+        layers = tuple(range(1, count + 1))
+        return SkipPlan(model_type=model_type, num_layers=num_layers, attention_skip=layers, ffn_skip=layers,
+                        attention_mode="kv_only")
+
+    def schedule(step: int) -> SkipPlan:
+        return layers_plan(min(num_layers_removed, math.ceil(step / tokens_per_stage * (num_layers_removed - 1)) + 1))
+
+    return layers_plan(num_layers_removed), schedule
 
 
 def random_plan(model_type: str, num_layers: int, num_skipped: int, seed: int) -> SkipPlan:

@@ -80,6 +80,8 @@ class AdaSkip:
         self._online_stats = SublayerStats(len(self.layers))
         self._hook = None
         self.plan = plan if plan is not None else SkipPlan.empty(model.config.model_type, len(self.layers))
+        self.decode_schedule = None  # optional callable(decode step t >= 1) -> SkipPlan, for time-varying baselines
+        self._base_plan = self.plan
 
     # -- installing ----------------------------------------------------------------------------------
     @classmethod
@@ -118,10 +120,14 @@ class AdaSkip:
                 f"plan made for {plan.model_type} with {plan.num_layers} layers cannot drive this "
                 f"{self.model.config.model_type} model with {len(self.layers)} layers"
             )
+        self._apply(plan)
+        self._base_plan = plan
+        self._online = {}
+
+    def _apply(self, plan: SkipPlan) -> None:
         self.plan = plan
         self._attention = plan.scales("attention")
         self._ffn = plan.scales("ffn")
-        self._online = {}
 
     # -- caches ----------------------------------------------------------------------------------------
     def new_cache(self) -> Any:
@@ -152,9 +158,13 @@ class AdaSkip:
         if seen == 0:
             self._phase, self._decode_steps, self._online = "prefill", 0, {}
             self._online_stats = SublayerStats(len(self.layers))
+            if self.decode_schedule is not None:
+                self._apply(self._base_plan)
         else:
             self._phase = "decode"
             self._decode_steps += 1
+            if self.decode_schedule is not None:
+                self._apply(self.decode_schedule(self._decode_steps))
             plan = self.plan
             if plan.online_ffn and self._decode_steps == plan.online_window + 1:
                 cos, ratio = self._online_stats.mean("decode", "ffn")
