@@ -10,17 +10,14 @@ from __future__ import annotations
 # preset name -> importable module whose import runs its @register_model decorators.
 # Filled in as methods land.
 MODEL_TABLE: dict[str, str] = {
-    "exfm_deepfm_tiny": "zoo.exfm.config",
-    "exfm_ml100k": "zoo.exfm.config",
-    "exfm_ml100k_tiny": "zoo.exfm.config",
-    "exfm_synthetic": "zoo.exfm.config",
-    "exfm_synthetic_tiny": "zoo.exfm.config",
     "spinwave_cemgal11o19": "zoo.spinwave.module",
     "spinwave_cemgal11o19_tiny": "zoo.spinwave.module",
     "kagome_two_orbital": "zoo.kagome.module",
     "kagome_two_orbital_tiny": "zoo.kagome.module",
     "ixs_cscr3sb5": "zoo.ixs.module",
     "ixs_cscr3sb5_tiny": "zoo.ixs.module",
+    "bilevel_rl_cartpole_rlhf": "zoo.bilevel_rl",
+    "bilevel_rl_cartpole_rlhf_tiny": "zoo.bilevel_rl",
     "bilevel_rl_shaping": "zoo.bilevel_rl",
     "bilevel_rl_shaping_tiny": "zoo.bilevel_rl",
     "bilevel_rl_synthetic": "zoo.bilevel_rl",
