@@ -1,0 +1,48 @@
+"""Config of the kagome ARPES fitter (arXiv 2406.05293); every default is a placeholder [U] (kagome.md section 6)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["KagomeConfig"]
+
+
+@dataclasses.dataclass
+class KagomeConfig:
+    """Fit of per-orbital renormalisations Z and shifts delta of a two-orbital kagome toy to an ARPES map."""
+
+    t1: float = 0.3  # DFT hopping of the "xz-like" kagome copy (eV), fixed
+    t2: float = 0.5  # DFT hopping of the "xy-like" copy (eV), fixed
+    hybridization: float = 0.05  # on-site hybridisation v between the copies (eV), fixed
+    eps1: float = -0.6  # DFT on-site energy of copy 1 (eV), fixed
+    eps2: float = -1.2  # DFT on-site energy of copy 2 (eV), fixed
+    temperature: float = 20.0  # sample temperature (K)
+    energy_resolution: float = 0.015  # Gaussian FWHM along w (eV)
+    Z1: float = 0.5  # start value of Z of copy 1
+    Z2: float = 0.6  # start value of Z of copy 2
+    delta1: float = 0.0  # start value of the shift of copy 1 (eV)
+    delta2: float = 0.0  # start value of the shift of copy 2 (eV)
+    gamma0: float = 0.02  # start value of the Lorentzian half width at E_F (eV)
+    alpha: float = 0.2  # start value of the width slope d Gamma / d|w|
+    intensity: float = 8.0  # start value of the overall scale (counts eV)
+    background: float = 1.0  # start value of the flat background (counts)
+    loss: str = "poisson"  # "poisson" or "gaussian"
+    error_method: str = "hessian"  # "hessian" or "fisher"
+    scale_covariance: bool = False  # lmfit-style rescaling by deviance/dof
+    max_iterations: int = 200  # LBFGS iterations per training step
+
+    def __post_init__(self) -> None:
+        for name in ("Z1", "Z2"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} must lie in (0, 1) (start value strictly inside the bounds), got {getattr(self, name)}")
+        for name in ("t1", "t2", "temperature", "energy_resolution", "gamma0", "intensity", "background"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if self.loss not in ("poisson", "gaussian"):
+            raise ValueError(f"loss must be 'poisson' or 'gaussian', got {self.loss!r}")
+        if self.error_method not in ("hessian", "fisher"):
+            raise ValueError(f"error_method must be 'hessian' or 'fisher', got {self.error_method!r}")
+        if self.max_iterations < 1:
+            raise ValueError(f"max_iterations must be >= 1, got {self.max_iterations}")
