@@ -1,0 +1,228 @@
+"""AdaSkip benchmark on SmolLM2-135M (offline): quality and cost of every method at equal FLOPs, side by side.
+
+    python tools/bench/adaskip.py [--keys 10] [--lengths 512 1024] [--long 2048] [--arms ...]
+        -> benchmarks/adaskip_shards/<arm>.json (resumable: finished arms are kept) -> benchmarks/adaskip.json + .md
+
+Protocol (notes section 6, scaled to 2 CPU cores): AdaSkip is calibrated on 8 x 1k-token passages of the training
+plays (P = 20 for the online stage). Probes use held-out plays: passkey at each length x depths {0.1, 0.5, 0.9} x
+``--keys`` keys, a word needle and a 64-token copy task at 1k tokens; perplexity over a 2k-token held-out window;
+greedy agreement with the full model over 64 tokens on 4 prompts. AdaSkip runs at 0, 1/16, 1/8, 1/4, 3/8 of the 60
+sublayers; each baseline runs at the size whose prefill FLOP estimate is closest to AdaSkip's at 1/8 and 1/4.
+2k-token prompts only for the full model and AdaSkip. Time: prefill (TTFT) and decode ms/token relative to the
+full model, min over 5 interleaved repeats; KV-cache bytes after a 1k prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from zoo.adaskip import AdaSkip, SkipPlan  # noqa: E402
+from zoo.adaskip import calibrate as C  # noqa: E402
+from zoo.adaskip.data import shakespeare_text  # noqa: E402
+from zoo.adaskip.evaluate import flop_fraction  # noqa: E402
+from zoo.adaskip.tasks import copy_probe, needle_probe, passkey_probe, score  # noqa: E402
+
+FRACTIONS = {"0": 0, "1/16": 4, "1/8": 8, "1/4": 15, "3/8": 22}  # of 60 sublayers (rounded)
+
+
+def chat_ids(tokenizer, text: str) -> torch.Tensor:
+    return tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                         return_tensors="pt", return_dict=True)["input_ids"]
+
+
+def probe_prompt(probe) -> str:
+    body, _, _ = probe.prompt.rpartition("\n")
+    question = {"passkey": "What is the pass key?", "needle": "What is the secret word?",
+                "copy": "Repeat the quoted passage exactly."}[probe.task]
+    return body + "\n\n" + question
+
+
+def nearest_size(model_config, target: float, plans, prompt_tokens: int):
+    best = min(plans, key=lambda p: abs(flop_fraction(model_config, p, prompt_tokens) - target))
+    return best
+
+
+def build_arms(cal, config, names: list[str] | None):
+    L, mt = cal.num_layers, cal.model_type
+    arms: dict[str, dict] = {"full": {"plan": SkipPlan(mt, L), "long": True}}
+    ada = {}
+    for label, count in FRACTIONS.items():
+        if count:
+            ada[label] = C.adaskip_plan(cal, count)
+            arms[f"adaskip@{label}"] = {"plan": ada[label], "long": True}
+    for label in ("1/8", "1/4"):
+        target = flop_fraction(config, ada[label], 1024)
+        sized = lambda make, counts: nearest_size(config, target, [make(n) for n in counts], 1024)  # noqa: E731
+        arms[f"adaskip_noscale@{label}"] = {"plan": ada[label].without_scale()}
+        arms[f"adaskip_prefill_only@{label}"] = {"plan": C.adaskip_plan(cal, FRACTIONS[label], phase="prefill", attention_mode="kv_only", online_ffn=False)}
+        arms[f"ffn_only@{label}"] = {"plan": sized(lambda n: C.ffn_only_plan(cal, n), range(1, L + 1))}
+        arms[f"shortgpt@{label}"] = {"plan": sized(lambda n: C.shortgpt_plan(cal, n), range(1, L // 2))}
+        arms[f"early_exit@{label}"] = {"plan": sized(lambda n: C.early_exit_plan(mt, L, n), range(1, L // 2))}
+        arms[f"unified@{label}"] = {"plan": sized(lambda n: C.unified_plan(mt, L, n), range(1, L // 2))}
+        sd = sized(lambda n: C.skipdecode_schedule(mt, L, n)[0], range(1, L // 2))
+        arms[f"skipdecode@{label}"] = {"plan": sd, "schedule": C.skipdecode_schedule(mt, L, len(sd.attention_skip))[1]}
+        for seed in range(3):
+            arms[f"random{seed}@{label}"] = {"plan": sized(lambda n: C.random_plan(mt, L, n, seed), range(1, 2 * L))}
+    if names:
+        arms = {k: v for k, v in arms.items() if k in names or k == "full"}
+    return arms
+
+
+@torch.no_grad()
+def run_arm(model, tokenizer, skipper, arm, args, reference) -> dict:
+    skipper.set_plan(arm["plan"])
+    skipper.decode_schedule = arm.get("schedule")
+    lengths = list(args.lengths) + ([args.long] if arm.get("long") and args.long else [])
+    out: dict = {"plan": {"attention_skip": list(arm["plan"].attention_skip), "ffn_skip": list(arm["plan"].ffn_skip),
+                          "phase": arm["plan"].phase, "attention_mode": arm["plan"].attention_mode},
+                 "flop_fraction_saved_1k": flop_fraction(model.config, arm["plan"], 1024), "passkey": {}}
+    for length in lengths:
+        hits = total = 0
+        for depth in (0.1, 0.5, 0.9):
+            for key in range(args.keys):
+                probe = passkey_probe(tokenizer, length, depth, seed=1000 * length + 100 * int(depth * 10) + key)
+                ids = chat_ids(tokenizer, probe_prompt(probe))
+                gen = skipper.generate(ids, max_new_tokens=16, do_sample=False)
+                hits += score(probe, tokenizer.decode(gen[0, ids.shape[1]:]))
+                total += 1
+        out["passkey"][str(length)] = hits / total
+    for task, make in (("needle", lambda s: needle_probe(tokenizer, 1024, 0.5, s)), ("copy", lambda s: copy_probe(tokenizer, 1024, s))):
+        hits = 0
+        for seed in range(args.keys):
+            probe = make(seed)
+            ids = chat_ids(tokenizer, probe_prompt(probe))
+            gen = skipper.generate(ids, max_new_tokens=24 if task == "copy" else 16, do_sample=False)
+            hits += score(probe, tokenizer.decode(gen[0, ids.shape[1]:]))
+        out[task] = hits / args.keys
+    # perplexity on a held-out window (prefill-phase plan applies to every token of a no-cache forward)
+    ids = tokenizer(shakespeare_text("heldout")[50000:70000], return_tensors="pt")["input_ids"][:, :2048]
+    logits = model(input_ids=ids, use_cache=False).logits
+    out["perplexity_2k"] = math.exp(float(torch.nn.functional.cross_entropy(logits[0, :-1].float(), ids[0, 1:])))
+    # greedy agreement with the full model over 64 tokens
+    agree = 0
+    for i, ref in enumerate(reference):
+        ids = chat_ids(tokenizer, agreement_prompt(i))
+        gen = skipper.generate(ids, max_new_tokens=64, min_new_tokens=64, do_sample=False)[0, ids.shape[1]:]
+        agree += int((gen == ref).sum())
+    out["greedy_agreement_64"] = agree / (64 * len(reference))
+    out["timing"] = timing(model, tokenizer, skipper, arm, args)
+    return out
+
+
+def agreement_prompt(i: int) -> str:
+    text = shakespeare_text("heldout")
+    return "Continue this scene:\n" + text[90000 + 3000 * i: 90000 + 3000 * i + 2000]
+
+
+@torch.no_grad()
+def timing(model, tokenizer, skipper, arm, args) -> dict:
+    ids = chat_ids(tokenizer, probe_prompt(passkey_probe(tokenizer, 1024, 0.5, seed=7)))
+    rows = {"full": [], "arm": []}
+    for _ in range(args.repeats):  # interleaved: full, arm, full, arm, ...
+        for which in ("full", "arm"):
+            skipper.set_plan(None if which == "full" else arm["plan"])
+            skipper.decode_schedule = None if which == "full" else arm.get("schedule")
+            cache = skipper.new_cache()
+            start = time.perf_counter()
+            model(input_ids=ids, cache=cache, use_cache=True)
+            ttft = time.perf_counter() - start
+            kv = sum(l.keys.numel() * l.keys.element_size() * 2 for l in cache.layers if getattr(l, "keys", None) is not None)
+            start = time.perf_counter()
+            skipper.generate(ids, max_new_tokens=17, min_new_tokens=17, do_sample=False)
+            total = time.perf_counter() - start
+            rows[which].append((ttft, (total - ttft) / 16, kv))
+    skipper.set_plan(arm["plan"])
+    skipper.decode_schedule = arm.get("schedule")
+    best = {k: (min(r[0] for r in v), min(r[1] for r in v), v[0][2]) for k, v in rows.items()}
+    return {"ttft_ratio": best["arm"][0] / best["full"][0], "decode_ms_per_token_ratio": best["arm"][1] / best["full"][1],
+            "ttft_s_full": best["full"][0], "decode_ms_per_token_full": 1000 * best["full"][1],
+            "kv_bytes": best["arm"][2], "kv_bytes_full": best["full"][2]}
+
+
+@torch.no_grad()
+def wrapper_overhead(model, tokenizer, repeats: int) -> dict:
+    ids = chat_ids(tokenizer, probe_prompt(passkey_probe(tokenizer, 512, 0.5, seed=11)))
+    ratios = []
+    for _ in range(repeats):
+        t0 = time.perf_counter(); model(input_ids=ids, use_cache=False); plain = time.perf_counter() - t0
+        skipper = AdaSkip.wrap(model)
+        t0 = time.perf_counter(); model(input_ids=ids, use_cache=False); wrapped = time.perf_counter() - t0
+        skipper.unwrap()
+        ratios.append(wrapped / plain)
+    ratios.sort()
+    lo, hi = ratios[max(0, int(0.1 * len(ratios)))], ratios[min(len(ratios) - 1, int(0.9 * len(ratios)))]
+    return {"median_ratio": statistics.median(ratios), "p10": lo, "p90": hi, "repeats": repeats}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=10)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--long", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--arms", nargs="*", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from zoo.adaskip.smollm2 import load_smollm2, load_smollm2_tokenizer
+
+    model, tokenizer = load_smollm2(), load_smollm2_tokenizer()
+    shards = args.out / "adaskip_shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    cal_path = shards / "_calibration.pt"
+    if cal_path.exists():
+        cal = C.Calibration(**torch.load(cal_path, weights_only=True))
+    else:
+        text = shakespeare_text("train")
+        prompts = [tokenizer(text[i * 60000:i * 60000 + 8000], return_tensors="pt")["input_ids"][0, :1024] for i in range(8)]
+        cal = C.calibrate(model, prompts, progress=True)
+        torch.save({f.name: getattr(cal, f.name) for f in __import__("dataclasses").fields(cal)}, cal_path)
+    arms = build_arms(cal, model.config, args.arms)
+    skipper = AdaSkip.wrap(model)
+    reference = []
+    for i in range(4):
+        ids = chat_ids(tokenizer, agreement_prompt(i))
+        reference.append(model.generate(ids, max_new_tokens=64, min_new_tokens=64, do_sample=False)[0, ids.shape[1]:])
+    for name, arm in arms.items():
+        path = shards / f"{name.replace('/', '_')}.json"
+        if path.exists():
+            continue
+        started = time.perf_counter()
+        result = run_arm(model, tokenizer, skipper, arm, args, reference)
+        result["seconds"] = time.perf_counter() - started
+        path.write_text(json.dumps(result, indent=1))
+        print(name, {k: v for k, v in result.items() if k not in ("plan", "timing")}, flush=True)
+    skipper.unwrap()
+    overhead = wrapper_overhead(model, tokenizer, max(20, args.repeats))
+    summary = {"command": "python tools/bench/adaskip.py " + " ".join(sys.argv[1:]), "model": "SmolLM2-135M-Instruct (Q4_1 GGUF -> fp32)",
+               "calibration": {"prompts": cal.num_prompts, "tokens": cal.num_tokens},
+               "wrapper_overhead_nothing_skipped": overhead,
+               "arms": {p.stem: json.loads(p.read_text()) for p in sorted(shards.glob("*.json"))}}
+    (args.out / "adaskip.json").write_text(json.dumps(summary, indent=1) + "\n")
+    lines = ["# AdaSkip on SmolLM2-135M (CPU)", "", f"`{summary['command']}`", "",
+             f"Wrapper overhead with nothing skipped: median ratio {overhead['median_ratio']:.4f} (p10 {overhead['p10']:.4f}, p90 {overhead['p90']:.4f}, {overhead['repeats']} interleaved pairs).", "",
+             "| arm | skipped attn / ffn | FLOP saved (1k) | passkey " + " / ".join(args.lengths.__str__() for _ in [0]) + " | needle | copy | ppl 2k | agree 64 | TTFT ratio | decode ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in summary["arms"].items():
+        pk = " / ".join(f"{r['passkey'][k]:.2f}" for k in sorted(r["passkey"], key=int))
+        lines.append(f"| {name} | {len(r['plan']['attention_skip'])} / {len(r['plan']['ffn_skip'])} | {r['flop_fraction_saved_1k']:.3f} | {pk} | "
+                     f"{r['needle']:.2f} | {r['copy']:.2f} | {r['perplexity_2k']:.2f} | {r['greedy_agreement_64']:.3f} | "
+                     f"{r['timing']['ttft_ratio']:.3f} | {r['timing']['decode_ms_per_token_ratio']:.3f} |")
+    (args.out / "adaskip.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
