@@ -40,6 +40,25 @@ def test_card_without_metrics_claims_no_numbers(tmp_path):
     assert "No results were measured" in results and not re.search(r"\d", results)
 
 
+def _tiny_config_for(template: str) -> dict:
+    """The config of a *_tiny preset whose class renders ``template`` (every template must have one)."""
+    import importlib
+    import pkgutil
+
+    from zoo._core import registry
+    from zoo._core.config import config_to_dict
+
+    for info in pkgutil.walk_packages(zoo.__path__, "zoo."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    for name in zoo.list_models("*_tiny"):
+        config = registry.preset_config(name)
+        cls = registry.model_class_for_config(config)
+        if getattr(cls, "card_template", "_base") == template:
+            return {"zoo_class": registry.class_path(cls), **config_to_dict(config)}
+    raise AssertionError(f"no *_tiny preset renders hub_cards/{template}.md")
+
+
 @pytest.mark.parametrize("template", _templates())
 def test_every_template_renders_without_invented_numbers(template):
     class Card:
@@ -48,7 +67,8 @@ def test_every_template_renders_without_invented_numbers(template):
 
     meta, body, path = load_template(template)
     assert isinstance(meta, dict), path
-    text = render_card(Card(), config={"zoo_class": "x:Y", "width": 8}, metrics={"acc": 0.5}, repo_id="acme/x")
+    config = _tiny_config_for(template)
+    text = render_card(Card(), config=config, metrics={"acc": 0.5}, repo_id="acme/x")
     card = ModelCard(text)
     assert card.data.library_name == "paperzoo"
     if meta.get("arxiv"):
@@ -69,3 +89,24 @@ def test_resaving_replaces_the_card(tmp_path):
     model.save_pretrained(tmp_path, metrics={"test_mse": 2.5})
     text = (tmp_path / "README.md").read_text()
     assert "2.5" in text and "1.5" not in text
+
+
+def test_extra_files_ship_with_the_weights_and_show_on_the_card(tmp_path, isolated_hub):
+    from zoo.hub import LocalHub
+
+    plot = tmp_path / "fit.png"
+    plot.write_bytes(b"\x89PNG fake image bytes")
+    report = tmp_path / "report.txt"
+    report.write_text("chi2 / dof = 1.0\n")
+    model = zoo.create("smoke_regressor_tiny")
+    model.hub_files["fit.png"] = plot
+    commit = model.push_to_hub("acme/plots", extra_files={"report.txt": report})
+    snapshot = LocalHub().snapshot("acme/plots", commit)  # the manifest covers the extra files too
+    assert (snapshot / "fit.png").read_bytes() == plot.read_bytes() and (snapshot / "report.txt").is_file()
+    card = (snapshot / "README.md").read_text()
+    assert "![fit.png](fit.png)" in card and "[report.txt](report.txt)" in card
+    for bad in ("config.json", "../x.png", "weights.bin"):
+        with pytest.raises(ZooError, match="extra file"):
+            model.save_pretrained(tmp_path / "out", extra_files={bad: plot})
+    with pytest.raises(ZooError, match="does not exist"):
+        model.save_pretrained(tmp_path / "out", extra_files={"a.png": tmp_path / "missing.png"})

@@ -57,6 +57,7 @@ class ZooModule(L.LightningModule):
         if reserved:
             raise TypeError(f"config fields {reserved} use the reserved prefix 'zoo_'")
         self.config = config
+        self.hub_files: dict[str, Path] = {}  # plots / reports that save_pretrained ships beside the weights
         self.save_hyperparameters({"config": config_to_dict(config)})
 
     # -- hub ---------------------------------------------------------------------------------------
@@ -67,6 +68,7 @@ class ZooModule(L.LightningModule):
         metrics: Mapping[str, float] | None = None,
         training: Mapping[str, Any] | None = None,
         repo_id: str | None = None,
+        extra_files: Mapping[str, str | Path] | None = None,
     ) -> Path:
         """Write ``config.json``, ``model.safetensors`` and ``README.md`` (the model card) into a folder.
 
@@ -75,10 +77,12 @@ class ZooModule(L.LightningModule):
             metrics: measured results for the card (name -> value); the card shows nothing else.
             training: how the weights were made (recipe, command, seed, data, time) for the card.
             repo_id: name shown on the card.
+            extra_files: ``{file name: path}`` of plots or reports to ship too (besides ``self.hub_files``); the
+                card shows PNG/SVG/JPG images and links the rest.
         """
         from zoo._core.serialization import save_pretrained
 
-        return save_pretrained(self, save_directory, metrics=metrics, training=training, repo_id=repo_id)
+        return save_pretrained(self, save_directory, metrics=metrics, training=training, repo_id=repo_id, extra_files=extra_files)
 
     def push_to_hub(
         self,
@@ -90,6 +94,7 @@ class ZooModule(L.LightningModule):
         training: Mapping[str, Any] | None = None,
         hub: str | None = None,
         branch: str = "main",
+        extra_files: Mapping[str, str | Path] | None = None,
     ) -> str:
         """Commit this model to a hub repo and return the commit id (40 hex digits).
 
@@ -100,7 +105,8 @@ class ZooModule(L.LightningModule):
         from zoo.hub import push_module
 
         return push_module(
-            self, repo_id, commit_message=commit_message, tag=tag, metrics=metrics, training=training, hub=hub, branch=branch
+            self, repo_id, commit_message=commit_message, tag=tag, metrics=metrics, training=training, hub=hub, branch=branch,
+            extra_files=extra_files,
         )
 
     @classmethod

@@ -55,6 +55,21 @@ def _manifolds(module: torch.nn.Module) -> dict[str, str]:
     }
 
 
+def _extra_files(module: Any, extra_files: Mapping[str, str | Path] | None) -> dict[str, Path]:
+    """Files to ship beside the weights (plots, reports): ``module.hub_files`` updated by ``extra_files``."""
+    files = {**(getattr(module, "hub_files", None) or {}), **(extra_files or {})}
+    out = {}
+    for name, path in files.items():
+        if "/" in name or "\\" in name or name.startswith(".") or name in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME):
+            raise ZooError(f"extra file name {name!r} must be a plain file name other than {CONFIG_NAME}, {WEIGHTS_NAME}, {CARD_NAME}")
+        if name.endswith(PICKLE_SUFFIXES):
+            raise ZooError(f"extra file {name!r} looks like pickle weights; hub folders carry safetensors only")
+        if not Path(path).is_file():
+            raise ZooError(f"extra file {name!r}: {path} does not exist")
+        out[name] = Path(path)
+    return out
+
+
 def save_pretrained(
     module: Any,
     save_directory: str | Path,
@@ -62,11 +77,15 @@ def save_pretrained(
     metrics: Mapping[str, float] | None = None,
     training: Mapping[str, Any] | None = None,
     repo_id: str | None = None,
+    extra_files: Mapping[str, str | Path] | None = None,
 ) -> Path:
+    import shutil
+
     from zoo.hub.cards import render_card
 
     folder = Path(save_directory)
     folder.mkdir(parents=True, exist_ok=True)
+    extras = _extra_files(module, extra_files)
     config = {"zoo_class": class_path(type(module)), "zoo_version": zoo.__version__, **config_to_dict(module.config)}
 
     state = {k: v.detach() for k, v in module.state_dict().items()}
@@ -80,7 +99,10 @@ def save_pretrained(
     _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata=metadata))
     config_text = json.dumps(config, indent=2, sort_keys=False) + "\n"
     _atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_text))
-    card = render_card(module, config=config, metrics=metrics, training=training, repo_id=repo_id)
+    for name, path in extras.items():
+        if path.resolve() != (folder / name).resolve():
+            _atomic_write(folder / name, lambda tmp, src=path: shutil.copyfile(src, tmp))
+    card = render_card(module, config=config, metrics=metrics, training=training, repo_id=repo_id, files=sorted(extras))
     _atomic_write(folder / CARD_NAME, lambda tmp: Path(tmp).write_text(card))
     return folder
 

@@ -177,5 +177,6 @@ def evaluate_fit(model: FitModule, datamodule: Any, trainer: Any) -> dict[str, f
     folder = Path(trainer.default_root_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "fit_report.txt").write_text(model.fit_result.report() + "\n")
-    model.save_plots(folder, datamodule)
+    plots = model.save_plots(folder, datamodule)
+    model.hub_files.update({p.name: p for p in [folder / "fit_report.txt", *plots]})  # shipped with the push
     return model.metrics(datamodule)

@@ -50,9 +50,9 @@ def push_folder(
 def push_module(
     module: Any, repo_id: str, *, commit_message: str | None = None, tag: str | None = None,
     metrics: Mapping[str, float] | None = None, training: Mapping[str, Any] | None = None,
-    hub: str | Path | None = None, branch: str = "main",
+    hub: str | Path | None = None, branch: str = "main", extra_files: Mapping[str, Any] | None = None,
 ) -> str:
-    """Save ``module`` (config, weights, card) and commit it; return the commit id."""
+    """Save ``module`` (config, weights, card, extra files) and commit it; return the commit id."""
     import shutil
     import tempfile
 
@@ -60,12 +60,12 @@ def push_module(
     message = commit_message or f"push {type(module).__name__}"
     if remote:
         with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
-            module.save_pretrained(tmp, metrics=metrics, training=training, repo_id=HF_PREFIX + bare)
+            module.save_pretrained(tmp, metrics=metrics, training=training, repo_id=HF_PREFIX + bare, extra_files=extra_files)
             return push_folder(tmp, repo_id, message=message, tag=tag, branch=branch, hub=hub)
     local = _local_hub(hub)
     staging = local.staging_dir(bare)  # same filesystem as the snapshots: the commit is a rename
     try:
-        module.save_pretrained(staging, metrics=metrics, training=training, repo_id=bare)
+        module.save_pretrained(staging, metrics=metrics, training=training, repo_id=bare, extra_files=extra_files)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

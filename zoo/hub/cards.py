@@ -72,6 +72,7 @@ def render_card(
     metrics: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
     repo_id: str | None = None,
+    files: list[str] | None = None,
 ) -> str:
     """The model card (front matter + markdown) of ``module``; see the module docstring."""
     import jinja2
@@ -121,5 +122,6 @@ def render_card(
         metrics=metrics,
         training=training,
         meta=meta,
+        files=list(files or []),
     )
     return str(ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}"))
