@@ -10,6 +10,11 @@ from __future__ import annotations
 # preset name -> importable module whose import runs its @register_model decorators.
 # Filled in as methods land.
 MODEL_TABLE: dict[str, str] = {
+    "exfm_deepfm_tiny": "zoo.exfm.config",
+    "exfm_ml100k": "zoo.exfm.config",
+    "exfm_ml100k_tiny": "zoo.exfm.config",
+    "exfm_synthetic": "zoo.exfm.config",
+    "exfm_synthetic_tiny": "zoo.exfm.config",
     "spinwave_cemgal11o19": "zoo.spinwave.module",
     "spinwave_cemgal11o19_tiny": "zoo.spinwave.module",
     "kagome_two_orbital": "zoo.kagome.module",

@@ -1,0 +1,199 @@
+"""``ExFMSystem``: one foundation model and its vertical students as a ZooModule; the stream DataModule.
+
+The system is pushed to the hub as one repo (``config.json`` carries the feature spec, the verticals and the
+students; ``model.safetensors`` the FM, every student and every Student Adapter). ``system.score(rows)`` turns raw
+rows (a dict of columns, a pandas DataFrame or an Arrow table) into click probabilities of a vertical's serving
+student, so ``zoo.from_pretrained`` gives a model that scores raw rows. Only the serving head is used to score;
+auxiliary heads and adapters are training-time parts (serving cost unchanged [paper]).
+
+Under ``zoo run`` (LightningCLI ``fit``), one training step = one window: ``training_step`` hands the window to
+the ``StreamingTrainer`` (manual optimisation; the trainer owns the optimizers and the per-window checkpoints in
+``data.checkpoint_dir``, so a killed run resumes where it stopped). ``max_epochs: 1`` = single pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from zoo._core.module import ZooModule
+from zoo.exfm.config import ExFMConfig
+from zoo.exfm.model import CTRNetwork, StudentAdapter
+
+__all__ = ["ExFMStreamData", "ExFMSystem", "stream_evaluation"]
+
+
+def _heads(distillation: str) -> tuple[str, ...]:
+    return {"none": ("serving",), "plain": ("serving",), "auxiliary_head": ("serving", "auxiliary"),
+            "auxiliary_head_adapter": ("serving", "auxiliary", "adapter")}[distillation]
+
+
+class ExFMSystem(ZooModule):
+    """External distillation: an FM trained on the whole stream and N vertical students (see ``zoo.exfm``)."""
+
+    config_class = ExFMConfig
+    card_template = "exfm"
+
+    def __init__(self, config: ExFMConfig | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        sizes, f, s = c.features.field_sizes, c.foundation, c.student
+        with torch.random.fork_rng(devices=[]):  # initial weights fixed by config.seed, global RNG untouched
+            torch.manual_seed(c.seed)
+            self.foundation = CTRNetwork(sizes, f.architecture, f.embedding_dim, f.cross_layers, f.hidden)
+            self.students = nn.ModuleDict({
+                spec.name: CTRNetwork(sizes, s.architecture, s.embedding_dim, s.cross_layers, s.hidden, heads=_heads(spec.distillation))
+                for spec in c.students
+            })
+            self.adapters = nn.ModuleDict({
+                spec.name: StudentAdapter(c.adapter_hidden) for spec in c.students if spec.distillation == "auxiliary_head_adapter"
+            })
+        self.automatic_optimization = False
+        self.stream_trainer: Any = None
+
+    # -- inference ------------------------------------------------------------------------------------------------
+    def network(self, model: str) -> CTRNetwork:
+        if model == "foundation":
+            return self.foundation
+        if model in self.students:
+            return self.students[model]
+        raise ValueError(f"unknown model {model!r}; choose 'foundation' or a student: {list(self.students)}")
+
+    def forward(self, ids: torch.Tensor, model: str = "foundation") -> torch.Tensor:
+        """Serving-head logits [batch] of ``model`` for encoded ids [batch, fields]."""
+        return self.network(model)(ids, "serving")
+
+    @torch.no_grad()
+    def predict_logits(self, ids: torch.Tensor, model: str, batch_size: int = 8192) -> np.ndarray:
+        network = self.network(model)
+        parts = [network(ids[i:i + batch_size], "serving") for i in range(0, len(ids), batch_size)]
+        return torch.cat(parts).double().numpy() if parts else np.zeros(0)
+
+    def score(self, rows: Any, vertical: str | None = None, model: str | None = None) -> np.ndarray:
+        """Click probabilities of raw rows.
+
+        Args:
+            rows: raw columns (dict / DataFrame / Arrow table) holding every feature of ``config.features``;
+                extra columns must be among its ``passthrough`` names, else ValueError.
+            vertical: score with that vertical's serving student (default: the first vertical).
+            model: or name a model directly ("foundation" or a student); overrides ``vertical``.
+        """
+        if model is None:
+            vertical = vertical or self.config.verticals[0].name
+            self.config.vertical(vertical)  # KeyError naming the choices
+            model = self.config.serving_student(vertical)
+        ids = torch.from_numpy(self.config.features.encode(rows, strict=True))
+        was_training = self.training
+        self.eval()
+        logits = self.predict_logits(ids, model)
+        self.train(was_training)
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def memberships(self, table: Any) -> dict[str, np.ndarray]:
+        """Vertical name -> boolean row mask (``vertical_mask & vertical.mask != 0``)."""
+        names = table.column_names if hasattr(table, "column_names") else list(table.keys())
+        if "vertical_mask" not in names:
+            raise ValueError("rows need a 'vertical_mask' column (int64 bitmask) to be assigned to verticals")
+        column = table["vertical_mask"]
+        mask = np.asarray(column.to_numpy() if hasattr(column, "to_numpy") else column, dtype=np.int64)
+        return {v.name: (mask & np.int64(v.mask)) != 0 for v in self.config.verticals}
+
+    # -- Lightning: one step = one window ----------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        from zoo.exfm.stream import StreamingTrainer
+
+        datamodule = self.trainer.datamodule
+        checkpoint_dir = getattr(datamodule, "checkpoint_dir", None)
+        self.stream_trainer = StreamingTrainer(self, checkpoint_dir, progress=False)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        t = int(batch)
+        if t < self.stream_trainer.next_window:  # already done before a resume
+            return None
+        self.stream_trainer.process_window(t, self.trainer.datamodule.window(t))
+        summary = [r for r in self.stream_trainer.history if r["window"] == t and r["model"] != "foundation"]
+        if summary:
+            self.log("window_ne", float(np.mean([r["ne"] for r in summary])), prog_bar=True, batch_size=1)
+        return None
+
+    def configure_optimizers(self) -> Any:
+        return None  # the StreamingTrainer owns one Adam per network (state carried across windows)
+
+
+class _WindowIndex(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class ExFMStreamData(L.LightningDataModule):
+    """Windows of a synthetic stream or of MovieLens-100K, in time order; one batch = one window index.
+
+    Args:
+        source: ``"synthetic"`` or ``"ml100k"``.
+        n_rows, n_windows, drift, seed: the synthetic stream (``make_synthetic_stream``); n_windows also cuts ML-100K.
+        stream_options: other ``SyntheticStream`` fields.
+        path: ML-100K folder (default: located, see ``find_movielens_100k``).
+        label: ML-100K click label, ``"rating>=4"`` or ``"rating==5"``.
+        cache_dir: write the synthetic stream there as an Arrow file and memory-map it (None: keep windows in memory).
+        checkpoint_dir: per-window checkpoints of the streaming trainer (None: none; a run cannot resume).
+    """
+
+    def __init__(self, source: str = "synthetic", n_rows: int = 20_000, n_windows: int = 10, drift: float = 0.1, seed: int = 0,
+                 stream_options: dict[str, Any] | None = None, path: str | None = None, label: str = "rating>=4",
+                 cache_dir: str | None = None, checkpoint_dir: str | None = None) -> None:
+        super().__init__()
+        if source not in ("synthetic", "ml100k"):
+            raise ValueError(f"source must be 'synthetic' or 'ml100k', got {source!r}")
+        self.source, self.n_rows, self.n_windows, self.drift, self.seed = source, n_rows, n_windows, drift, seed
+        self.stream_options = dict(stream_options or {})
+        self.path, self.label, self.cache_dir, self.checkpoint_dir = path, label, cache_dir, checkpoint_dir
+        self._windows: Any = None
+
+    def _build(self) -> Any:
+        from zoo.exfm.data import ArrowStream, load_movielens_100k, make_synthetic_stream, write_arrow_stream
+
+        if self.source == "ml100k":
+            return load_movielens_100k(self.path, n_windows=self.n_windows, label=self.label)
+        stream = make_synthetic_stream(self.n_rows, self.n_windows, self.drift, self.seed, **self.stream_options)
+        if self.cache_dir is None:
+            return list(stream)
+        key = f"synthetic-{self.n_rows}-{self.n_windows}-{self.drift}-{self.seed}-" + "-".join(f"{k}={v}" for k, v in sorted(self.stream_options.items()))
+        file = Path(self.cache_dir) / f"{key}.arrow"
+        if not file.is_file():
+            write_arrow_stream(stream, file, progress=True)
+        return ArrowStream(file)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._windows is None:
+            self._windows = self._build()
+
+    def window(self, t: int) -> Any:
+        self.setup()
+        return self._windows[t]
+
+    def windows(self) -> Any:
+        self.setup()
+        return self._windows
+
+    def train_dataloader(self) -> Any:
+        self.setup()
+        return torch.utils.data.DataLoader(_WindowIndex(len(self._windows)), batch_size=None, shuffle=False)
+
+
+def stream_evaluation(model: ExFMSystem, datamodule: Any, trainer: Any) -> dict[str, float]:
+    """``zoo run`` evaluation: the progressive-validation metrics measured during the stream (evaluate-then-train),
+    averaged over windows >= ``evaluation_start_window``, plus DAS call counts and transfer ratios."""
+    if model.stream_trainer is None:
+        raise ValueError("the system has not been trained on a stream yet")
+    return model.stream_trainer.summary()
