@@ -8,7 +8,7 @@ plays (P = 20 for the online stage). Probes use held-out plays: passkey at each 
 ``--keys`` keys, a word needle and a 64-token copy task at 1k tokens; perplexity over a 2k-token held-out window;
 greedy agreement with the full model over 64 tokens on 4 prompts. AdaSkip runs at 0, 1/16, 1/8, 1/4, 3/8 of the 60
 sublayers; each baseline runs at the size whose prefill FLOP estimate is closest to AdaSkip's at 1/8 and 1/4.
-2k-token prompts only for the full model and AdaSkip. Time: prefill (TTFT) and decode ms/token relative to the
+2k-token prompts only for the full model and AdaSkip. Probes are completion-style (no chat template). Time: prefill (TTFT) and decode ms/token relative to the
 full model, min over 5 interleaved repeats; KV-cache bytes after a 1k prompt.
 """
 
@@ -41,11 +41,9 @@ def chat_ids(tokenizer, text: str) -> torch.Tensor:
                                          return_tensors="pt", return_dict=True)["input_ids"]
 
 
-def probe_prompt(probe) -> str:
-    body, _, _ = probe.prompt.rpartition("\n")
-    question = {"passkey": "What is the pass key?", "needle": "What is the secret word?",
-                "copy": "Repeat the quoted passage exactly."}[probe.task]
-    return body + "\n\n" + question
+def probe_ids(tokenizer, probe) -> torch.Tensor:
+    """Completion-style prompt (no chat template): SmolLM2 found 3/4 passkeys at 1k tokens this way vs 2/4 via chat."""
+    return tokenizer(probe.prompt, return_tensors="pt")["input_ids"]
 
 
 def nearest_size(model_config, target: float, plans, prompt_tokens: int):
@@ -92,7 +90,7 @@ def run_arm(model, tokenizer, skipper, arm, args, reference) -> dict:
         for depth in (0.1, 0.5, 0.9):
             for key in range(args.keys):
                 probe = passkey_probe(tokenizer, length, depth, seed=1000 * length + 100 * int(depth * 10) + key)
-                ids = chat_ids(tokenizer, probe_prompt(probe))
+                ids = probe_ids(tokenizer, probe)
                 gen = skipper.generate(ids, max_new_tokens=16, do_sample=False)
                 hits += score(probe, tokenizer.decode(gen[0, ids.shape[1]:]))
                 total += 1
@@ -101,7 +99,7 @@ def run_arm(model, tokenizer, skipper, arm, args, reference) -> dict:
         hits = 0
         for seed in range(args.keys):
             probe = make(seed)
-            ids = chat_ids(tokenizer, probe_prompt(probe))
+            ids = probe_ids(tokenizer, probe)
             gen = skipper.generate(ids, max_new_tokens=24 if task == "copy" else 16, do_sample=False)
             hits += score(probe, tokenizer.decode(gen[0, ids.shape[1]:]))
         out[task] = hits / args.keys
@@ -127,7 +125,7 @@ def agreement_prompt(i: int) -> str:
 
 @torch.no_grad()
 def timing(model, tokenizer, skipper, arm, args) -> dict:
-    ids = chat_ids(tokenizer, probe_prompt(passkey_probe(tokenizer, 1024, 0.5, seed=7)))
+    ids = probe_ids(tokenizer, passkey_probe(tokenizer, 1024, 0.5, seed=7))
     rows = {"full": [], "arm": []}
     for _ in range(args.repeats):  # interleaved: full, arm, full, arm, ...
         for which in ("full", "arm"):
@@ -152,7 +150,7 @@ def timing(model, tokenizer, skipper, arm, args) -> dict:
 
 @torch.no_grad()
 def wrapper_overhead(model, tokenizer, repeats: int) -> dict:
-    ids = chat_ids(tokenizer, probe_prompt(passkey_probe(tokenizer, 512, 0.5, seed=11)))
+    ids = probe_ids(tokenizer, passkey_probe(tokenizer, 512, 0.5, seed=11))
     ratios = []
     for _ in range(repeats):
         t0 = time.perf_counter(); model(input_ids=ids, use_cache=False); plain = time.perf_counter() - t0
@@ -213,7 +211,7 @@ def main() -> None:
     (args.out / "adaskip.json").write_text(json.dumps(summary, indent=1) + "\n")
     lines = ["# AdaSkip on SmolLM2-135M (CPU)", "", f"`{summary['command']}`", "",
              f"Wrapper overhead with nothing skipped: median ratio {overhead['median_ratio']:.4f} (p10 {overhead['p10']:.4f}, p90 {overhead['p90']:.4f}, {overhead['repeats']} interleaved pairs).", "",
-             "| arm | skipped attn / ffn | FLOP saved (1k) | passkey " + " / ".join(args.lengths.__str__() for _ in [0]) + " | needle | copy | ppl 2k | agree 64 | TTFT ratio | decode ratio |",
+             "| arm | skipped attn / ffn | FLOP saved (1k) | passkey by length (" + " / ".join(str(n) for n in [*args.lengths, args.long] if n) + ") | needle | copy | ppl 2k | agree 64 | TTFT ratio | decode ratio |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in summary["arms"].items():
         pk = " / ".join(f"{r['passkey'][k]:.2f}" for k in sorted(r["passkey"], key=int))

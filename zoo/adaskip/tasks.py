@@ -47,10 +47,11 @@ def _insert(tokenizer: Any, filler_tokens: int, depth: float, fact: str, offset:
 def passkey_probe(tokenizer: Any, length: int, depth: float, seed: int) -> Probe:
     rng = random.Random(seed)
     key = f"{rng.randrange(10000, 100000)}"
+    header = "There is an important piece of information hidden inside a lot of irrelevant text. Find it and memorize it.\n"
     fact = f"The pass key is {key}. Remember it. {key} is the pass key."
     question = "\nWhat is the pass key? The pass key is"
-    overhead = len(tokenizer(fact + question, add_special_tokens=False)["input_ids"]) + 2
-    prompt = _insert(tokenizer, max(1, length - overhead), depth, fact, offset=seed * 131) + question
+    overhead = len(tokenizer(header + fact + question, add_special_tokens=False)["input_ids"]) + 2
+    prompt = header + _insert(tokenizer, max(1, length - overhead), depth, fact, offset=seed * 131) + question
     return Probe("passkey", prompt, key, length, depth)
 
 
