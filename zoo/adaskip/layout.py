@@ -27,7 +27,7 @@ def _llama_attention(layer: Any, normed: torch.Tensor, args: dict[str, Any]) -> 
 
 def _llama_kv_only(layer: Any, normed: torch.Tensor, args: dict[str, Any]) -> None:
     """Write this layer's keys and values to the cache without computing attention (``kv_only`` mode)."""
-    cache = args.get("cache")
+    cache = args.get("cache", args.get("past_key_values"))  # older transformers name it past_key_values
     if cache is None:
         return
     attn = layer.self_attn
@@ -48,7 +48,7 @@ def _gpt2_attention(layer: Any, normed: torch.Tensor, args: dict[str, Any]) -> t
 
 
 def _gpt2_kv_only(layer: Any, normed: torch.Tensor, args: dict[str, Any]) -> None:
-    cache = args.get("cache")
+    cache = args.get("cache", args.get("past_key_values"))
     if cache is None:
         return
     attn = layer.attn

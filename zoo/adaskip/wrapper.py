@@ -136,10 +136,14 @@ class AdaSkip:
         Pass it as ``generate(..., cache=skipper.new_cache())``: masks and ``get_seq_length()`` then read a live
         layer, and skipped layers hold no memory (notes section 4, rule 1).
         """
-        from transformers.cache_utils import DummyLayer, DynamicCache
+        from transformers.cache_utils import DynamicCache
 
+        try:
+            from transformers.cache_utils import DummyLayer
+        except ImportError:  # older transformers: no storage-free layer; skipped layers then just stay empty
+            DummyLayer = None
         cache = DynamicCache(config=self.model.config)
-        if self.plan.phase == "both" and self.plan.attention_mode == "drop":
+        if DummyLayer is not None and self.plan.phase == "both" and self.plan.attention_mode == "drop":
             for index in self.plan.attention_skip:
                 cache.layers[index] = DummyLayer()
         return cache
