@@ -32,4 +32,9 @@ MODEL_TABLE: dict[str, str] = {
     "adaskip_plan_tiny": "zoo.adaskip.module",
     "byte_llama_small": "zoo.adaskip.byte_llama",
     "byte_llama_tiny": "zoo.adaskip.byte_llama",
+    "holevo_depolarizing_tiny": "zoo.holevo.module",
+    "holevo_depolarizing_qutrit": "zoo.holevo.module",
+    "holevo_amplitude_damping": "zoo.holevo.module",
+    "symplectic_min_trace_tiny": "zoo.symplectic.module",
+    "symplectic_min_trace_n100": "zoo.symplectic.module",
 }

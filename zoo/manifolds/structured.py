@@ -1,0 +1,108 @@
+"""Points made of several tensors (``StructuredManifold``) and the adapter that lets single-tensor manifolds join.
+
+A structured point is a tuple of tensors, e.g. ``(U, S, V)`` of a factorisation or ``(core, U_1, ..., U_d)`` of a
+Tucker tensor; each factor is a plain ``nn.Parameter`` and one param group names the manifold::
+
+    optimizer = RiemannianTrustRegion([{"params": [U, S, V], "manifold": FixedRankEmbedded(...)}])
+
+Tangent vectors are tuples of the same shapes. Every method works on tuples; ``inner`` returns a 0-dim tensor.
+geoopt optimizers cannot drive these; the ones in :mod:`zoo.optim` can (they drive everything through this
+interface, wrapping single-tensor geoopt manifolds in :class:`SingleTensor`). Our design, not from a paper.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+__all__ = ["SingleTensor", "StructuredManifold", "as_structured"]
+
+Tensors = tuple[torch.Tensor, ...]
+
+
+class StructuredManifold:
+    """Protocol of a manifold whose points are tuples of tensors (override every method)."""
+
+    name = "StructuredManifold"
+
+    def inner(self, x: Tensors, u: Tensors, v: Tensors) -> torch.Tensor:
+        raise NotImplementedError
+
+    def proju(self, x: Tensors, u: Tensors) -> Tensors:
+        raise NotImplementedError
+
+    def egrad2rgrad(self, x: Tensors, egrad: Tensors) -> Tensors:
+        raise NotImplementedError
+
+    def retr(self, x: Tensors, u: Tensors) -> Tensors:
+        raise NotImplementedError
+
+    def transp(self, x: Tensors, y: Tensors, v: Tensors) -> Tensors:
+        return self.proju(y, v)
+
+    def ehess2rhess(self, x: Tensors, egrad: Tensors, ehess: Tensors, u: Tensors) -> Tensors:
+        raise NotImplementedError
+
+    def to_ambient(self, x: Tensors, u: Tensors) -> torch.Tensor:
+        """The tangent vector as a velocity of the represented object (for checks); optional."""
+        raise NotImplementedError
+
+
+def _real_inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.conj() * b).real.sum() if a.is_complex() else (a * b).sum()
+
+
+class SingleTensor(StructuredManifold):
+    """A geoopt manifold (or ``None`` = Euclidean) seen as a one-factor structured manifold."""
+
+    def __init__(self, manifold) -> None:
+        self.manifold = manifold
+        self.name = getattr(manifold, "name", "Euclidean")
+
+    def _euclidean(self) -> bool:
+        return self.manifold is None or type(self.manifold).__name__ == "Euclidean"
+
+    def inner(self, x, u, v):
+        if self._euclidean():
+            return _real_inner(u[0], v[0])
+        return self.manifold.inner(x[0], u[0], v[0]).sum()
+
+    def proju(self, x, u):
+        return (u[0],) if self._euclidean() else (self.manifold.proju(x[0], u[0]),)
+
+    def egrad2rgrad(self, x, egrad):
+        return (egrad[0],) if self._euclidean() else (self.manifold.egrad2rgrad(x[0], egrad[0]),)
+
+    def retr(self, x, u):
+        return (x[0] + u[0],) if self._euclidean() else (self.manifold.retr(x[0], u[0]),)
+
+    def transp(self, x, y, v):
+        if self._euclidean():
+            return (v[0],)
+        return (self.manifold.transp(x[0], y[0], v[0]),)
+
+    def ehess2rhess(self, x, egrad, ehess, u):
+        if self._euclidean():
+            return (ehess[0],)
+        method = getattr(self.manifold, "ehess2rhess", None)
+        if method is None:
+            raise NotImplementedError(f"{type(self.manifold).__name__} has no ehess2rhess; second-order optimizers need one")
+        return (method(x[0], egrad[0], ehess[0], u[0]),)
+
+
+def as_structured(manifold, count: int = 1) -> StructuredManifold:
+    """``manifold`` as a :class:`StructuredManifold` (single-tensor manifolds are wrapped)."""
+    if isinstance(manifold, StructuredManifold):
+        return manifold
+    if count != 1:
+        raise ValueError(f"a single-tensor manifold {type(manifold).__name__} cannot hold a group of {count} tensors")
+    return SingleTensor(manifold)
+
+
+def split(values: Sequence[torch.Tensor], sizes: Sequence[int]) -> list[tuple[torch.Tensor, ...]]:
+    out, start = [], 0
+    for size in sizes:
+        out.append(tuple(values[start:start + size]))
+        start += size
+    return out

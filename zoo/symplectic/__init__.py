@@ -1,0 +1,12 @@
+"""Symplectic eigenvalues and the symplectic Stiefel manifold (Gao, Son, Stykel, arXiv 2406.14299).
+
+Plain API: :func:`symplectic_eigenvalues` (direct), :func:`min_trace` (Riemannian), :func:`nearest_symplectic`,
+:func:`planted_spd_matrix`. Lightning: ``zoo.symplectic.module.SymplecticModule`` (presets ``symplectic_*``).
+"""
+
+from zoo.symplectic.data import planted_spd_matrix
+from zoo.symplectic.model import (MinTraceResult, check_spd, min_trace, nearest_symplectic, symplectic_eigenvalues,
+                                  symplectic_gram_schmidt)
+
+__all__ = ["MinTraceResult", "check_spd", "min_trace", "nearest_symplectic", "planted_spd_matrix", "symplectic_eigenvalues",
+           "symplectic_gram_schmidt"]
