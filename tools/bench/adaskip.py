@@ -184,14 +184,16 @@ def main() -> None:
     model, tokenizer = load_smollm2(), load_smollm2_tokenizer()
     shards = args.out / "adaskip_shards"
     shards.mkdir(parents=True, exist_ok=True)
-    cal_path = shards / "_calibration.pt"
+    cal_path = shards / "_calibration.json"
     if cal_path.exists():
-        cal = C.Calibration(**torch.load(cal_path, weights_only=True))
+        saved = json.loads(cal_path.read_text())
+        cal = C.Calibration(**{k: torch.tensor(v, dtype=torch.float64) if isinstance(v, list) else v for k, v in saved.items()})
     else:
         text = shakespeare_text("train")
         prompts = [tokenizer(text[i * 60000:i * 60000 + 8000], return_tensors="pt")["input_ids"][0, :1024] for i in range(8)]
         cal = C.calibrate(model, prompts, progress=True)
-        torch.save({f.name: getattr(cal, f.name) for f in __import__("dataclasses").fields(cal)}, cal_path)
+        fields = {f.name: getattr(cal, f.name) for f in __import__("dataclasses").fields(cal)}
+        cal_path.write_text(json.dumps({k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in fields.items()}))
     arms = build_arms(cal, model.config, args.arms)
     skipper = AdaSkip.wrap(model)
     reference = []
@@ -221,7 +223,7 @@ def write_summary(args, cal, shards: Path, overhead: dict | None) -> None:
     summary = {"command": "python tools/bench/adaskip.py " + " ".join(sys.argv[1:]), "model": "SmolLM2-135M-Instruct (Q4_1 GGUF -> fp32)",
                "calibration": {"prompts": cal.num_prompts, "tokens": cal.num_tokens},
                "wrapper_overhead_nothing_skipped": overhead,
-               "arms": {p.stem: json.loads(p.read_text()) for p in sorted(shards.glob("*.json"))}}
+               "arms": {p.stem: json.loads(p.read_text()) for p in sorted(shards.glob("*.json")) if not p.stem.startswith("_")}}
     (args.out / "adaskip.json").write_text(json.dumps(summary, indent=1) + "\n")
     lines = ["# AdaSkip on SmolLM2-135M (CPU)", "", f"`{summary['command']}`", ""]
     if overhead:
