@@ -13,7 +13,7 @@ from zoo.bilevel_rl import (
     unrolled_hypergradient,
     upper_level_objective,
 )
-from tests.bilevel_rl.conftest import random_problem
+from zoo.bilevel_rl.problems import random_problem
 
 CASES = [dict(num_states=6, num_actions=3, gamma=0.5, seed=1), dict(num_states=8, num_actions=4, gamma=0.9, seed=2),
          dict(num_states=10, num_actions=5, gamma=0.95, tau=2.0, seed=3), dict(num_states=7, num_actions=2, gamma=0.0, seed=4)]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from zoo.bilevel_rl import InnerState, exact_hypergradient, m_sobirl, model_based_hypergradient, synthetic_problem
-from tests.bilevel_rl.conftest import random_problem
+from zoo.bilevel_rl.problems import random_problem
 
 
 def test_estimate_with_exact_inner_solves_equals_oracle(problem):

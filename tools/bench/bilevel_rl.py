@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from zoo.bilevel_rl import problems
 from zoo.bilevel_rl import (
     TabularMDP,
     exact_hypergradient,
@@ -52,20 +53,7 @@ OFFICIAL_LOG = {"step": [0, 100, 500, 823], "hypergradient_norm": [426.4, 9.11, 
 
 
 def random_problem(gamma, seed=0, num_states=10, num_actions=5, dimension=6, tau=0.5):
-    generator = torch.Generator().manual_seed(seed)
-    mdp = TabularMDP.random(num_states, num_actions, gamma=gamma, tau=tau, generator=generator)
-    features = torch.randn(num_states, num_actions, dimension, generator=generator, dtype=torch.float64)
-    target = torch.softmax(torch.randn(num_states, num_actions, generator=generator, dtype=torch.float64), -1)
-    x = torch.randn(dimension, generator=generator, dtype=torch.float64)
-
-    def reward_fn(x):
-        linear = features @ x
-        return linear + 0.1 * torch.tanh(linear) ** 2
-
-    def upper_fn(x, pi):
-        return 0.5 * ((pi - target) ** 2).sum() + 0.05 * (x * x).sum()
-
-    return mdp, reward_fn, upper_fn, x
+    return problems.random_problem(num_states, num_actions, dimension, gamma, tau, seed)
 
 
 def timed(fn, repeats=3):

@@ -21,7 +21,7 @@ import torch
 
 from zoo.bilevel_rl.mdp import TabularMDP
 
-__all__ = ["BilevelProblem", "policy_return", "shaping_problem", "synthetic_instance", "synthetic_problem"]
+__all__ = ["BilevelProblem", "policy_return", "random_problem", "shaping_problem", "synthetic_instance", "synthetic_problem"]
 
 
 @dataclass
@@ -99,3 +99,23 @@ def shaping_problem(
         return -policy_return(mdp, base, pi, true_gamma) + penalty * (x * x).sum()
 
     return BilevelProblem(mdp, reward_fn, upper_fn, torch.zeros(S * A, dtype=torch.float64), None, f"shaping-{env_id}")
+
+
+def random_problem(num_states: int = 8, num_actions: int = 4, dimension: int = 6, gamma: float = 0.9, tau: float = 0.5,
+                   seed: int = 0):
+    """A random test problem (our choice, for tests and benchmarks): reward r_x = Phi x + 0.1 tanh(Phi x)^2 (nonlinear
+    in x) and upper objective f = 1/2 ||pi - target||^2 + 0.05 ||x||^2. Returns ``(mdp, reward_fn, upper_fn, x0)``."""
+    generator = torch.Generator().manual_seed(seed)
+    mdp = TabularMDP.random(num_states, num_actions, gamma=gamma, tau=tau, generator=generator)
+    features = torch.randn(num_states, num_actions, dimension, generator=generator, dtype=torch.float64)
+    target = torch.softmax(torch.randn(num_states, num_actions, generator=generator, dtype=torch.float64), -1)
+    x = torch.randn(dimension, generator=generator, dtype=torch.float64)
+
+    def reward_fn(x):
+        linear = features @ x
+        return linear + 0.1 * torch.tanh(linear) ** 2
+
+    def upper_fn(x, pi):
+        return 0.5 * ((pi - target) ** 2).sum() + 0.05 * (x * x).sum()
+
+    return mdp, reward_fn, upper_fn, x

@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-__all__ = ["Parameter", "ParameterSet"]
+__all__ = ["check_fit_options", "Parameter", "ParameterSet"]
 
 _NONE, _LOWER, _UPPER, _BOTH = 0, 1, 2, 3
 
@@ -193,3 +193,13 @@ class ParameterSet:
 
 def as_parameter_set(parameters: ParameterSet | Sequence[Parameter]) -> ParameterSet:
     return parameters if isinstance(parameters, ParameterSet) else ParameterSet(parameters)
+
+
+def check_fit_options(config: object, losses: tuple[str, ...] = ("poisson", "gaussian")) -> None:
+    """Validate the fit options every fitter config shares: ``loss``, ``error_method``, ``max_iterations``."""
+    if config.loss not in losses:
+        raise ValueError(f"loss must be one of {losses}, got {config.loss!r}")
+    if config.error_method not in ("hessian", "fisher"):
+        raise ValueError(f"error_method must be 'hessian' or 'fisher', got {config.error_method!r}")
+    if config.max_iterations < 1:
+        raise ValueError(f"max_iterations must be >= 1, got {config.max_iterations}")

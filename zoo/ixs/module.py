@@ -9,6 +9,8 @@ and a pseudo-Voigt resolution ``R`` (FWHM, eta fixed) applied by a ``ResolutionO
 from __future__ import annotations
 
 import dataclasses
+
+from zoo.fitting.parameters import check_fit_options
 from typing import Any, Mapping
 
 import torch
@@ -54,12 +56,7 @@ class IxsConfig:
             raise ValueError(f"resolution_eta must lie in [0, 1], got {self.resolution_eta}")
         if self.smoothing < 0:
             raise ValueError(f"smoothing must be >= 0, got {self.smoothing}")
-        if self.loss not in ("poisson", "gaussian"):
-            raise ValueError(f"loss must be 'poisson' or 'gaussian', got {self.loss!r}")
-        if self.error_method not in ("hessian", "fisher"):
-            raise ValueError(f"error_method must be 'hessian' or 'fisher', got {self.error_method!r}")
-        if self.max_iterations < 1:
-            raise ValueError(f"max_iterations must be >= 1, got {self.max_iterations}")
+        check_fit_options(self)
 
 
 def expected_series(config: IxsConfig, energies: torch.Tensor, temperatures: torch.Tensor, params: Mapping[str, torch.Tensor],

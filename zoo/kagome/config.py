@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from zoo.fitting.parameters import check_fit_options
+
 __all__ = ["KagomeConfig"]
 
 
@@ -40,9 +42,4 @@ class KagomeConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        if self.loss not in ("poisson", "gaussian"):
-            raise ValueError(f"loss must be 'poisson' or 'gaussian', got {self.loss!r}")
-        if self.error_method not in ("hessian", "fisher"):
-            raise ValueError(f"error_method must be 'hessian' or 'fisher', got {self.error_method!r}")
-        if self.max_iterations < 1:
-            raise ValueError(f"max_iterations must be >= 1, got {self.max_iterations}")
+        check_fit_options(self)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from zoo.fitting.parameters import check_fit_options
+
 __all__ = ["SpinWaveConfig"]
 
 _LOSSES = ("poisson", "gaussian")
@@ -41,10 +43,5 @@ class SpinWaveConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not self.background > 0:
             raise ValueError(f"background must be > 0 (the Poisson model needs expected counts > 0), got {self.background}")
-        if self.loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
-        if self.error_method not in ("hessian", "fisher"):
-            raise ValueError(f"error_method must be 'hessian' or 'fisher', got {self.error_method!r}")
-        if self.max_iterations < 1:
-            raise ValueError(f"max_iterations must be >= 1, got {self.max_iterations}")
+        check_fit_options(self, _LOSSES)
 
