@@ -3,7 +3,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-import torch
 
 import zoo
 from zoo._core.errors import ConfigError, UnknownModelError
@@ -58,4 +57,3 @@ def test_module_needs_config_class_and_right_config_type():
     with pytest.raises(TypeError, match="SmokeConfig"):
         SmokeRegressor(Other())
     assert SmokeRegressor({"hidden": 3}).config.hidden == 3  # dicts (from hparams) are accepted
-    torch.manual_seed(0)
