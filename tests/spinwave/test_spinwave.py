@@ -16,12 +16,15 @@ from zoo.spinwave import (
     M_POINT,
     MU_B_MEV_PER_T,
     classical_energy,
+    cone_angle,
     ensemble_weights,
     gamma,
     lswt,
     polarized_dispersion,
     polarized_intensity,
     polarized_spectrum,
+    single_k_energy,
+    single_k_lswt,
     umbrella_directions,
     umbrella_energy_closed_form,
     umbrella_ensemble_spectrum,
@@ -225,3 +228,51 @@ def test_zero_field_ensemble_fit_recovers_j_perp_and_boltzmann_weight():
     assert result.converged
     for name, value in truth.items():
         assert result.values[name] == pytest.approx(value, rel=1e-5), name
+
+
+# -- general single-k structures (rotating frame) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("h,chirality", [(0.0, 1), (0.004, 1), (0.009, -1)])
+def test_single_k_rotating_frame_matches_the_three_sublattice_cell(h, chirality):
+    """Two independent formulations (rotating frame, one site; 3-sublattice supercell) agree on energies and lab-frame
+    correlations of the umbrella / 120-degree states, mode by mode (a phase bug in the supercell weights was found so)."""
+    Q = K_POINT if chirality == 1 else (-K_POINT[0], -K_POINT[1])
+    theta = cone_angle(Q, J_PERP, J_Z, h)
+    assert abs(math.cos(float(theta)) - h / (6 * S * (J_Z + J_PERP / 2))) < 1e-14  # cos theta = h / h_sat,z at Q = K
+    q = Q_RANDOM[:60]
+    single, w1 = single_k_lswt(q, Q, J_PERP, J_Z, h, tolerance=0.0, correlations=True)
+    cell, w3 = lswt(q, umbrella_directions(theta, chirality), J_PERP, J_Z, (0, 0, h), tolerance=0.0, correlations=True)
+    order = single.argsort(-1)
+    assert (single.gather(1, order) - cell).abs().max() < 1e-12
+    assert (w1[torch.arange(q.shape[0])[:, None], order] - w3).abs().max() < 1e-12
+    assert abs(float(single_k_energy(Q, theta, J_PERP, J_Z, h) - classical_energy(umbrella_directions(theta, chirality), J_PERP, J_Z, (0, 0, h)))) < 1e-15
+
+
+def test_single_k_with_any_wavevector_reduces_to_the_polarised_closed_form():
+    """theta = 0: the cone is the polarised state for every Q; its lab-frame S^+ branch (rotating momentum q - Q)
+    carries all transverse weight at the closed-form energy, incommensurate Q included."""
+    h = 0.3
+    for Q in [(0.0, 0.0), (0.2317, 0.1049), (-0.41, 0.77)]:
+        energies, weights = single_k_lswt(Q_RANDOM, Q, J_PERP, J_Z, h, tolerance=0.0, correlations=True)
+        closed = polarized_dispersion(Q_RANDOM, J_PERP, J_Z, h)
+        assert (energies[:, 1] - closed).abs().max() < 1e-12
+        np.testing.assert_allclose(weights[:, 1, 0, 0].numpy(), S / 2, atol=1e-12)
+        np.testing.assert_allclose(weights[:, 1, 1, 1].numpy(), S / 2, atol=1e-12)
+        assert weights[:, 0].abs().max() < 1e-12 and weights[:, 2].abs().max() < 1e-12
+
+
+def test_single_k_classical_minimum_is_at_k_and_bad_structures_are_refused():
+    grid = torch.as_tensor(np.random.default_rng(3).uniform(-1, 1, size=(300, 2)))
+    h = 0.004
+    best = single_k_energy(K_POINT, cone_angle(K_POINT, J_PERP, J_Z, h), J_PERP, J_Z, h)
+    others = torch.stack([single_k_energy(Q, cone_angle(Q, J_PERP, J_Z, h), J_PERP, J_Z, h) for Q in grid])
+    assert bool((others >= best - 1e-15).all())
+    with pytest.raises(ValueError, match="not a stationary cone angle"):
+        single_k_lswt(Q_RANDOM[:4], K_POINT, J_PERP, J_Z, h, theta=0.3)
+    with pytest.raises(ValueError, match="2Q is a reciprocal lattice vector"):
+        single_k_lswt(Q_RANDOM[:4], M_POINT, J_PERP, J_Z, 0.0, correlations=True)
+    with pytest.raises(ValueError, match="not positive definite"):  # a stationary spiral that is not a minimum
+        single_k_lswt(Q_RANDOM[:40], (0.21, 0.05), J_PERP, J_Z, 0.0)
+    with pytest.raises(ValueError, match="ordering_q"):
+        single_k_lswt(Q_RANDOM[:4], (0.1, 0.2, 0.3), J_PERP, J_Z, 0.0)

@@ -4,7 +4,15 @@ the umbrella-manifold ensemble, and the Lightning fitter. Notes: ``shared/method
 from zoo.spinwave.config import SpinWaveConfig
 from zoo.spinwave.dispersion_fit import fit_dispersion_points
 from zoo.spinwave.lattice import GAMMA, K_POINT, M_POINT, gamma, high_symmetry_path, to_cartesian
-from zoo.spinwave.lswt import classical_energy, lswt, umbrella_directions, umbrella_energy_closed_form
+from zoo.spinwave.lswt import (
+    classical_energy,
+    cone_angle,
+    lswt,
+    single_k_energy,
+    single_k_lswt,
+    umbrella_directions,
+    umbrella_energy_closed_form,
+)
 from zoo.spinwave.model import (
     MU_B_MEV_PER_T,
     binned_gaussian,
@@ -18,8 +26,8 @@ from zoo.spinwave.model import (
 
 __all__ = [
     "GAMMA", "K_POINT", "MU_B_MEV_PER_T", "M_POINT", "SpinWaveConfig", "SpinWaveFitter", "SyntheticPolarizedData",
-    "binned_gaussian", "classical_energy", "ensemble_weights", "fit_dispersion_points", "gamma", "high_symmetry_path", "lswt", "make_polarized_data",
-    "polarized_dispersion", "polarized_intensity", "polarized_spectrum", "saturation_field", "to_cartesian",
+    "binned_gaussian", "classical_energy", "cone_angle", "ensemble_weights", "fit_dispersion_points", "gamma", "high_symmetry_path", "lswt", "make_polarized_data",
+    "polarized_dispersion", "polarized_intensity", "polarized_spectrum", "saturation_field", "single_k_energy", "single_k_lswt", "to_cartesian",
     "umbrella_directions", "umbrella_energy_closed_form", "umbrella_ensemble_spectrum",
 ]
 
