@@ -33,6 +33,7 @@ from zoo.adaskip.data import shakespeare_text  # noqa: E402
 from zoo.adaskip.evaluate import flop_fraction  # noqa: E402
 from zoo.adaskip.tasks import copy_probe, needle_probe, passkey_probe, score  # noqa: E402
 
+LEGACY_KEYS = 5  # shards written before the key count was stored came from `--keys 5`
 FRACTIONS = {"0": 0, "1/16": 4, "1/8": 8, "1/4": 15, "3/8": 22}  # of 60 sublayers (rounded)
 
 
@@ -78,32 +79,64 @@ def build_arms(cal, config, names: list[str] | None):
     return arms
 
 
-@torch.no_grad()
-def run_arm(model, tokenizer, skipper, arm, args, reference) -> dict:
+def set_arm(skipper, arm) -> None:
     skipper.set_plan(arm["plan"])
     skipper.decode_schedule = arm.get("schedule")
+
+
+@torch.no_grad()
+def probe_hits(tokenizer, skipper, arm, args, keys: range) -> dict:
+    """Hit counts (not fractions) over ``keys``, so that a shard made with fewer keys is extended, not redone."""
     lengths = list(args.lengths) + ([args.long] if arm.get("long") and args.long else [])
-    out: dict = {"plan": {"attention_skip": list(arm["plan"].attention_skip), "ffn_skip": list(arm["plan"].ffn_skip),
-                          "phase": arm["plan"].phase, "attention_mode": arm["plan"].attention_mode},
-                 "flop_fraction_saved_1k": flop_fraction(model.config, arm["plan"], 1024), "passkey": {}}
+    hits: dict = {"passkey": {}, "needle": 0, "copy": 0}
     for length in lengths:
-        hits = total = 0
+        n = 0
         for depth in (0.1, 0.5, 0.9):
-            for key in range(args.keys):
+            for key in keys:
                 probe = passkey_probe(tokenizer, length, depth, seed=1000 * length + 100 * int(depth * 10) + key)
                 ids = probe_ids(tokenizer, probe)
                 gen = skipper.generate(ids, max_new_tokens=16, do_sample=False)
-                hits += score(probe, tokenizer.decode(gen[0, ids.shape[1]:]))
-                total += 1
-        out["passkey"][str(length)] = hits / total
+                n += score(probe, tokenizer.decode(gen[0, ids.shape[1]:]))
+        hits["passkey"][str(length)] = n
     for task, make in (("needle", lambda s: needle_probe(tokenizer, 1024, 0.5, s)), ("copy", lambda s: copy_probe(tokenizer, 1024, s))):
-        hits = 0
-        for seed in range(args.keys):
+        for seed in keys:
             probe = make(seed)
             ids = probe_ids(tokenizer, probe)
             gen = skipper.generate(ids, max_new_tokens=24 if task == "copy" else 16, do_sample=False)
-            hits += score(probe, tokenizer.decode(gen[0, ids.shape[1]:]))
-        out[task] = hits / args.keys
+            hits[task] += score(probe, tokenizer.decode(gen[0, ids.shape[1]:]))
+    return hits
+
+
+def add_hits(out: dict, hits: dict, keys: int) -> None:
+    """Store counts and fractions for ``keys`` keys (3 depths per passkey length)."""
+    out["keys"], out["hits"] = keys, hits
+    out["passkey"] = {k: v / (3 * keys) for k, v in hits["passkey"].items()}
+    out["needle"], out["copy"] = hits["needle"] / keys, hits["copy"] / keys
+
+
+def old_hits(done: dict, keys: int) -> dict:
+    """Counts of a shard written before counts were stored (fractions over ``keys`` keys are exact ratios)."""
+    return {"passkey": {k: round(v * 3 * keys) for k, v in done["passkey"].items()},
+            "needle": round(done["needle"] * keys), "copy": round(done["copy"] * keys)}
+
+
+def extend_arm(tokenizer, skipper, arm, args, done: dict, old_keys: int) -> dict:
+    set_arm(skipper, arm)
+    have = done.get("hits") or old_hits(done, old_keys)
+    more = probe_hits(tokenizer, skipper, arm, args, range(old_keys, args.keys))
+    merged = {"passkey": {k: have["passkey"].get(k, 0) + v for k, v in more["passkey"].items()},
+              "needle": have["needle"] + more["needle"], "copy": have["copy"] + more["copy"]}
+    add_hits(done, merged, args.keys)
+    return done
+
+
+@torch.no_grad()
+def run_arm(model, tokenizer, skipper, arm, args, reference) -> dict:
+    set_arm(skipper, arm)
+    out: dict = {"plan": {"attention_skip": list(arm["plan"].attention_skip), "ffn_skip": list(arm["plan"].ffn_skip),
+                          "phase": arm["plan"].phase, "attention_mode": arm["plan"].attention_mode},
+                 "flop_fraction_saved_1k": flop_fraction(model.config, arm["plan"], 1024)}
+    add_hits(out, probe_hits(tokenizer, skipper, arm, args, range(args.keys)), args.keys)
     # perplexity on a held-out window (prefill-phase plan applies to every token of a no-cache forward)
     ids = tokenizer(shakespeare_text("heldout")[50000:70000], return_tensors="pt")["input_ids"][:, :2048]
     logits = model(input_ids=ids, use_cache=False).logits
@@ -176,6 +209,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--arms", nargs="*", default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--retime", action="store_true", help="re-time finished arms (run on a quiet machine)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -204,8 +238,18 @@ def main() -> None:
         path = shards / f"{name.replace('/', '_')}.json"
         if path.exists():
             done = json.loads(path.read_text())
-            if done.get("timing", {}).get("version") != 2:  # shards from the first timing code: re-time only
+            old_keys = done.get("keys", LEGACY_KEYS)
+            changed = False
+            if old_keys < args.keys:  # a shard made with fewer keys: probe the new keys only and merge the counts
+                started = time.perf_counter()
+                done = extend_arm(tokenizer, skipper, arm, args, done, old_keys)
+                done["seconds"] = done.get("seconds", 0.0) + time.perf_counter() - started
+                print(name, "extended to", args.keys, "keys", done["passkey"], flush=True)
+                changed = True
+            if args.retime or done.get("timing", {}).get("version") != 2:  # shards from the first timing code
                 done["timing"] = timing(model, tokenizer, skipper, arm, args)
+                changed = True
+            if changed:
                 path.write_text(json.dumps(done, indent=1))
                 write_summary(args, cal, shards, None)
             continue
