@@ -32,6 +32,17 @@ def test_card_front_matter_parses_and_carries_exactly_the_metrics(tmp_path):
     assert "`tests/smoke/smoke_tiny.yaml`" in _section(card.text, "How it was trained")
 
 
+def test_card_reports_get_their_own_section_after_the_results(tmp_path):
+    model = zoo.create("smoke_regressor_tiny")
+    model.card_reports["Benchmark against X"] = "`python tools/bench/x.py`\n\n| arm | time |\n|---|---|\n| ours | 1.5 |"
+    model.save_pretrained(tmp_path, metrics={"test_mse": 0.5})
+    text = (tmp_path / "README.md").read_text()
+    assert "| ours | 1.5 |" in _section(text, "Benchmark against X")
+    assert "1.5" not in _section(text, "Results") and text.index("## Results") < text.index("## Benchmark against X")
+    zoo.create("smoke_regressor_tiny").save_pretrained(tmp_path / "plain")
+    assert "Benchmark" not in (tmp_path / "plain" / "README.md").read_text()
+
+
 def test_card_without_metrics_claims_no_numbers(tmp_path):
     zoo.create("smoke_regressor_tiny").save_pretrained(tmp_path)
     text = (tmp_path / "README.md").read_text()

@@ -58,6 +58,7 @@ class ZooModule(L.LightningModule):
             raise TypeError(f"config fields {reserved} use the reserved prefix 'zoo_'")
         self.config = config
         self.hub_files: dict[str, Path] = {}  # plots / reports that save_pretrained ships beside the weights
+        self.card_reports: dict[str, str] = {}  # {section title: markdown} measured by a run, printed in the card
         self.save_hyperparameters({"config": config_to_dict(config)})
 
     # -- hub ---------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ A template is YAML front matter (static metadata: ``license``, ``tags``, ``datas
 the blocks ``description``, ``intended_use`` and ``limits``. The rendered card's front matter is built by
 ``huggingface_hub.ModelCardData`` (so the Hub parses it): ``library_name: paperzoo``, the template's metadata,
 tag ``arxiv:<id>``, and a ``model-index`` holding exactly the ``metrics`` passed in. The body's results table is
-made from the same ``metrics``: a card never shows a number that the caller did not measure.
+made from the same ``metrics``: a card never shows a number that the caller did not measure. Longer measured
+reports (a benchmark table with the command that made it) go in ``module.card_reports`` (``{title: markdown}``) and
+are printed as sections of their own after the results, so they are never mistaken for the run's own metrics.
 """
 
 from __future__ import annotations
@@ -123,5 +125,6 @@ def render_card(
         training=training,
         meta=meta,
         files=list(files or []),
+        reports={str(k): str(v) for k, v in (getattr(module, "card_reports", None) or {}).items()},
     )
     return str(ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}"))
