@@ -48,3 +48,35 @@ def test_smollm2_answers_identity_and_calibrated_plan():
     cached_free = model.generate(ids, max_new_tokens=12, do_sample=False, use_cache=False)
     assert torch.equal(skipped, cached_free)  # cache and no cache agree under the plan on a real model
     assert score(probe, probe.answer) and not score(probe, "no key here")
+
+
+def test_smollm2_plan_recipe_pushes_the_benchmark_table(tmp_path, monkeypatch):
+    """recipes/adaskip/calibrate_smollm2.yaml, shrunk to 2 windows of 256 tokens: the plan is calibrated on the real
+    model, pushed, loaded back, and its card carries the run's metrics and the benchmark table as a report."""
+    import json
+    from pathlib import Path
+
+    import zoo
+    from zoo._core.runner import run_recipe
+
+    root = Path(__file__).resolve().parents[2]
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    arms = {"adaskip@1_8": {"plan": {"attention_skip": [1, 2], "ffn_skip": [], "phase": "both", "attention_mode": "drop"}}}
+    (bench / "adaskip.json").write_text(json.dumps({"arms": arms}))
+    (bench / "adaskip.md").write_text("# title\n\n| arm | ppl |\n|---|---|\n| adaskip@1_8 | 35.9 |\n")
+    monkeypatch.setenv("ZOO_BENCHMARKS", str(bench))
+    result = run_recipe(root / "recipes" / "adaskip" / "calibrate_smollm2.yaml",
+                        ["--trainer.default_root_dir", str(tmp_path), "--data.init_args.windows", "2", "--data.init_args.seq_len", "256"])
+    module, metrics = result.module, result.metrics
+    assert module.config.calibration_prompts == 2 and module.config.calibration_tokens == 2 * 256
+    assert module.plan.num_layers == 30 and module.plan.num_skipped == 8
+    assert metrics["heldout_perplexity_skipped"] > metrics["heldout_perplexity_full"] > 1.0
+    assert metrics["plan_matches_benchmark_arm"] == float(sorted(module.plan.attention_skip) == [1, 2] and not module.plan.ffn_skip)
+    loaded = zoo.from_pretrained("paperzoo/adaskip-plan-smollm2-135m")
+    assert loaded.plan == module.plan
+    snapshot = zoo.hub.LocalHub().snapshot("paperzoo/adaskip-plan-smollm2-135m")
+    card = (snapshot / "README.md").read_text()
+    assert "## SmolLM2-135M benchmark (all methods at equal FLOPs)" in card and "| adaskip@1_8 | 35.9 |" in card
+    assert f"| heldout_perplexity_full | {metrics['heldout_perplexity_full']:.6g} |" in card
+    assert (snapshot / "adaskip_benchmark.json").is_file()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from zoo.adaskip import AdaSkip, SkipPlan  # noqa: E402
 from zoo.adaskip import calibrate as C  # noqa: E402
-from zoo.adaskip.data import shakespeare_text  # noqa: E402
+from zoo.adaskip.data import calibration_windows, shakespeare_text  # noqa: E402
 from zoo.adaskip.evaluate import flop_fraction  # noqa: E402
 from zoo.adaskip.tasks import copy_probe, needle_probe, passkey_probe, score  # noqa: E402
 
@@ -223,8 +223,7 @@ def main() -> None:
         saved = json.loads(cal_path.read_text())
         cal = C.Calibration(**{k: torch.tensor(v, dtype=torch.float64) if isinstance(v, list) else v for k, v in saved.items()})
     else:
-        text = shakespeare_text("train")
-        prompts = [tokenizer(text[i * 60000:i * 60000 + 8000], return_tensors="pt")["input_ids"][0, :1024] for i in range(8)]
+        prompts = calibration_windows(tokenizer, 8, 1024)
         cal = C.calibrate(model, prompts, progress=True)
         fields = {f.name: getattr(cal, f.name) for f in __import__("dataclasses").fields(cal)}
         cal_path.write_text(json.dumps({k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in fields.items()}))
@@ -280,7 +279,60 @@ def write_summary(args, cal, shards: Path, overhead: dict | None) -> None:
         lines.append(f"| {name} | {len(r['plan']['attention_skip'])} / {len(r['plan']['ffn_skip'])} | {r['flop_fraction_saved_1k']:.3f} | {pk} | "
                      f"{r['needle']:.2f} | {r['copy']:.2f} | {r['perplexity_2k']:.2f} | {r['greedy_agreement_64']:.3f} | "
                      f"{r['timing']['ttft_ratio']:.3f} | {r['timing']['decode_ms_per_token_ratio']:.3f} |")
+    lines += [""] + verdicts(summary["arms"])
     (args.out / "adaskip.md").write_text("\n".join(lines) + "\n")
+
+
+QUALITY = (("perplexity_2k", "perplexity", -1), ("passkey_mean", "passkey (512/1k)", 1), ("needle", "needle", 1),
+           ("copy", "copy", 1), ("greedy_agreement_64", "agreement", 1))
+
+
+def _quality(row: dict) -> dict:
+    out = {k: row[k] for k, _, _ in QUALITY if k in row}
+    out["passkey_mean"] = statistics.mean(row["passkey"][k] for k in ("512", "1024") if k in row["passkey"])
+    return out
+
+
+def verdicts(arms: dict) -> list[str]:
+    """Side-by-side reading at each budget: where AdaSkip wins and where a baseline beats it (equal-FLOP arms).
+    Random sublayers are pooled over the seeds present (mean). Differences within about one standard error of a
+    passkey / needle / copy / agreement cell (sqrt(p(1-p)/n); n = 6 x keys passkey prompts at 512 and 1k, keys
+    needle / copy prompts, 4 agreement prompts) or within 1% in perplexity are not called."""
+    lines = ["## AdaSkip against each baseline at equal FLOPs", ""]
+    for label in ("1_8", "1_4"):
+        ours = arms.get(f"adaskip@{label}")
+        if not ours:
+            continue
+        q_ours = _quality(ours)
+        keys = ours.get("keys", LEGACY_KEYS)
+        baselines: dict[str, dict] = {}
+        randoms = [_quality(r) for n, r in arms.items() if n.startswith("random") and n.endswith("@" + label)]
+        if randoms:
+            baselines[f"random (mean of {len(randoms)} seeds)"] = {k: statistics.mean(r[k] for r in randoms) for k in randoms[0]}
+        for name, row in arms.items():
+            if name.endswith("@" + label) and not name.startswith(("random", "adaskip@")):
+                baselines[name.split("@")[0]] = _quality(row)
+        lines.append(f"At {label.replace('_', '/')} (AdaSkip saves {ours['flop_fraction_saved_1k']:.3f} of prefill FLOPs at 1k tokens):")
+        lines.append("")
+        for name, q in baselines.items():
+            wins, losses = [], []
+            for key, title, sign in QUALITY:
+                a, b = q_ours[key], q[key]
+                n = {"passkey_mean": 6 * keys, "greedy_agreement_64": 4}.get(key, keys)  # agreement: 4 prompts are the units
+                noise = 0.01 * min(a, b) if key == "perplexity_2k" else math.sqrt(max(a * (1 - a), b * (1 - b), 1e-9) / n)
+                if key == "perplexity_2k":
+                    text = f"{title} {a:.1f} vs {b:.1f}"
+                else:
+                    text = f"{title} {a:.2f} vs {b:.2f}"
+                if sign * (a - b) > noise:
+                    wins.append(text)
+                elif sign * (b - a) > noise:
+                    losses.append(text)
+            verdict = "AdaSkip **loses**" if losses and not wins else "AdaSkip wins" if wins and not losses else "mixed" if wins else "no clear difference"
+            lines.append(f"- vs {name}: {verdict}" + (f"; better on {', '.join(wins)}" if wins else "")
+                         + (f"; worse on {', '.join(losses)}" if losses else ""))
+        lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

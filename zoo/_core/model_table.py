@@ -30,6 +30,7 @@ MODEL_TABLE: dict[str, str] = {
     "adaskip_byte_llama": "zoo.adaskip.module",
     "adaskip_byte_llama_tiny": "zoo.adaskip.module",
     "adaskip_plan_tiny": "zoo.adaskip.module",
+    "adaskip_smollm2": "zoo.adaskip.module",
     "byte_llama_small": "zoo.adaskip.byte_llama",
     "byte_llama_tiny": "zoo.adaskip.byte_llama",
     "holevo_depolarizing_tiny": "zoo.holevo.module",

