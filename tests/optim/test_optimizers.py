@@ -34,11 +34,13 @@ def test_rayleigh_quotient_on_the_complex_sphere(name):
     assert result.iterations == len(result.history) and result.process_time >= 0 and result.cost_evaluations > 0
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    reason="known weakness: RiemannianCG stalls near 1e-6..1e-8 on this simplex x spheres problem (RGD/Newton/TR fine)",
-    strict=False)) if n == "rcg" else n for n in NAMES])
-def test_joint_step_on_simplex_and_sphere(name):
-    """min sum_i p_i x_i^H A_i x_i + tau sum_i p_i log p_i = -tau log sum_i exp(-lambda_min(A_i) / tau) (exact)."""
+@pytest.mark.parametrize("name,options", [pytest.param("rcg", {}, marks=[pytest.mark.slow, pytest.mark.xfail(
+    reason="known weakness: RiemannianCG with the Hager-Zhang (and PR+) beta drifts to the face p_4 -> 0 of the open "
+           "simplex (optimal p_4 = 6e-5) and stalls 3e-5 above the minimum; FR and HS+ converge (below)", strict=True)]),
+    ("rcg", {"beta": "hs"}), pytest.param("rcg", {"beta": "fr"}, marks=pytest.mark.slow)] + [(n, {}) for n in NAMES if n != "rcg"])
+def test_joint_step_on_simplex_and_sphere(name, options):
+    """min sum_i p_i x_i^H A_i x_i + tau sum_i p_i log p_i = -tau log sum_i exp(-lambda_min(A_i) / tau) (exact).
+    Ill-conditioned on purpose: the optimal weights span 6e-5..0.99, so first-order methods need thousands of steps."""
     tau = 0.5
     mats = torch.stack([_hermitian(3, s) for s in range(4)])
     truth = -tau * torch.logsumexp(-torch.linalg.eigvalsh(mats)[:, 0] / tau, 0).item()
@@ -48,7 +50,7 @@ def test_joint_step_on_simplex_and_sphere(name):
     def cost():
         return (p * torch.einsum("ia,iab,ib->i", x.conj(), mats, x).real).sum() + tau * (p * p.log()).sum()
 
-    optimizer = OPTIMIZERS[name]([p, x], max_iterations=3000, gradient_tolerance=1e-9)
+    optimizer = OPTIMIZERS[name]([p, x], max_iterations=4000, gradient_tolerance=1e-9, **options)
     result = optimizer.minimize(cost)
     assert result.converged, result.stop_reason
     assert abs(result.cost - truth) < 1e-10

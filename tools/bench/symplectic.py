@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -27,8 +28,11 @@ def main() -> None:
     parser.add_argument("--p", type=int, default=5)
     parser.add_argument("--methods", nargs="+", default=["newton", "hybrid", "rgd"])
     parser.add_argument("--out", default="benchmarks/symplectic.json")
+    parser.add_argument("--max-iterations", type=int, default=20000, help="iteration cap (a capped run reports the gap it reached)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fresh", action="store_true", help="drop rows of other sizes instead of keeping them")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     rows = []
     for n in args.sizes:
         results: dict[str, list] = {"dense eigensolver": []}
@@ -40,7 +44,7 @@ def main() -> None:
             results["dense eigensolver"].append((abs(direct - target) / target, time.process_time() - started, 0, 0.0, 0))
             for method in args.methods:
                 started = time.process_time()
-                r = min_trace(m, args.p, method=method, seed=seed, max_iterations=20000)
+                r = min_trace(m, args.p, method=method, seed=seed, max_iterations=args.max_iterations)
                 results.setdefault(method, []).append((abs(r.value - target) / target, time.process_time() - started,
                                                        r.iterations, r.feasibility, r.hessian_vector_products))
         for solver, runs in results.items():
@@ -49,12 +53,21 @@ def main() -> None:
                          "median_iterations": statistics.median(x[2] for x in runs), "max_feasibility": max(x[3] for x in runs),
                          "median_hvp": statistics.median(x[4] for x in runs)})
             print(rows[-1], flush=True)
-    meta = {"command": "python tools/bench/symplectic.py --sizes %s --seeds %d --p %d" % (" ".join(map(str, args.sizes)), args.seeds, args.p),
+    meta = {"command": "python tools/bench/symplectic.py " + " ".join(sys.argv[1:]),
             "load_average": os.getloadavg(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    for row in rows:
+        row["command"] = meta["command"]
     out = Path(args.out)
+    if out.exists() and not args.fresh:  # keep the rows of sizes this run did not measure (each row names its command)
+        old = json.loads(out.read_text())
+        for row in old["rows"]:
+            row.setdefault("command", old["meta"]["command"])
+        rows = sorted([r for r in old["rows"] if r["n"] not in args.sizes] + rows, key=lambda r: r["n"])
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    lines = [f"# Symplectic eigenvalue benchmark\n\n`{meta['command']}` (load average {meta['load_average'][0]:.2f}; "
-             "medians over seeds; CPU = process time)\n",
+    commands = list(dict.fromkeys(r["command"] for r in rows))
+    lines = ["# Symplectic eigenvalue benchmark\n", "Medians over seeds; CPU = process time. Rows come from these commands:\n"]
+    lines += [f"- `{c}`" for c in commands] + [""]
+    lines += [
              "| n | p | solver | median rel. gap | max rel. gap | median CPU s | median iterations | median HVPs | max feasibility |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['n']} | {r['p']} | {r['solver']} | {r['median_relative_gap']:.1e} | {r['max_relative_gap']:.1e} | "

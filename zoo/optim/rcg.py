@@ -8,8 +8,10 @@ r"""Riemannian nonlinear conjugate gradients (Absil, Mahony, Sepulchre 2008, sec
 * ``"hz"`` Hager-Zhang :math:`\langle y - 2 d \lVert y\rVert^2/\langle d, y\rangle, g_{k+1}\rangle / \langle d, y\rangle`,
 
 with :math:`y = g_{k+1} - \mathcal{T} g_k`. The direction restarts at :math:`-g` when it is not a descent
-direction. Armijo backtracking; the first trial step is :math:`2 (f_k - f_{k-1}) / \langle g, d\rangle`
-(Nocedal and Wright, eq. (3.60)), capped by twice the last accepted step.
+direction. Armijo backtracking from twice the last accepted step *length* along the new direction
+(:math:`t_0 = 2 t_{k-1}\lVert d_{k-1}\rVert / \lVert d_k\rVert`, as Manopt's adaptive line search). The earlier first
+trial, Nocedal and Wright's :math:`2 (f_k - f_{k-1}) / \langle g, d\rangle`, never lets the step grow again after a
+small decrease; on an ill-conditioned simplex x spheres problem the method then crawled.
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ class RiemannianCG(RiemannianOptimizer):
         if slope >= 0:  # restart
             direction = self.combine(-1.0, rgrad)
             slope = -self.inner(x, rgrad, rgrad)
+        direction_norm = self.norm(x, direction)
         if self._last is None:
             step = self.initial_step or 1.0 / math.sqrt(-slope if slope < 0 else 1.0)
-        else:
-            last_step, previous_cost = self._last
-            step = min(2 * (cost - previous_cost) / slope if previous_cost > cost else 2 * last_step, 2 * last_step)
-            step = step if step > 0 else last_step
+        else:  # twice the last accepted step length, along the new direction (Manopt's adaptive line search)
+            last_length, _ = self._last
+            step = 2 * last_length / direction_norm if direction_norm > 0 else 1.0
         gradient_norm = self.norm(x, rgrad)
         found = self.backtrack(closure, x, direction, step, lambda t: cost + self.c * t * slope, cost, gradient_norm,
                                self.max_backtracks)
@@ -80,7 +82,7 @@ class RiemannianCG(RiemannianOptimizer):
                 bound = -1.0 / (self.norm(trial, moved_dir) * min(0.01, math.sqrt(g_g)))
                 beta = max(beta, bound)
         self._direction = self.combine(-1.0, new_rgrad, beta, moved_dir)
-        self._last = (step, cost)
+        self._last = (step * direction_norm, cost)
         self.accept(trial, new_cost, new_egrad, new_rgrad, step)
 
     def reset(self) -> None:
