@@ -1,12 +1,16 @@
-"""Benchmark of the zoo.fitting core against lmfit, iminuit and scipy least_squares on the fitting.md section 3 problem.
+"""Benchmark of the zoo.fitting core against lmfit, iminuit and scipy least_squares on three synthetic problems.
 
-Problem: DHO (A = 400, Omega = 6, Gamma = 0.8 meV, 60 K) + elastic line (A_el = 300, E0 = 0) + background 2 counts/bin,
-Gaussian resolution FWHM 1.5 meV (matrix operator from a padded fine grid), 113 points from -12 to 16 meV, Poisson
-counts; the same forward model in numpy for the reference fitters; the same poor start for every fitter.
+IXS (fitting.md section 3): DHO (A = 400, Omega = 6, Gamma = 0.8 meV, 60 K) + elastic line (A_el = 300, E0 = 0) +
+background 2 counts/bin, Gaussian resolution FWHM 1.5 meV (matrix operator from a padded fine grid), 113 points from
+-12 to 16 meV, Poisson counts; the same forward model in numpy for the reference fitters; the same poor start for every
+fitter. Spin waves: CeMgAl11O19 polarised S(Q, E) at two fields (zoo vs iminuit). Kagome ARPES: the two-orbital toy of
+``zoo.kagome`` (its TRUTH, 20 K, 15 meV energy and 0.01 1/A momentum resolution) on a smaller map (zoo vs iminuit and
+scipy least_squares; the references call the torch forward model through a numpy wrapper under no_grad).
 
-    /work/venvs/zoo/bin/python tools/bench/physics.py --replicas 1000 --reference-replicas 200
+    /work/venvs/zoo/bin/python tools/bench/physics.py --replicas 1000 --reference-replicas 1000 --threads 1
+    /work/venvs/zoo/bin/python tools/bench/physics.py --only kagome ...   # rerun one section, keep the others
 
-writes benchmarks/physics.json and benchmarks/physics.md.
+writes benchmarks/physics.json and benchmarks/physics.md (always with every section found in the json).
 """
 
 from __future__ import annotations
@@ -76,15 +80,17 @@ def parameters():
     return [Parameter(n, s, lower=lo, upper=hi) for n, s, (lo, hi) in zip(NAMES, START, BOUNDS)]
 
 
-def summarise(values, errors, ok, seconds):
+def summarise(values, errors, ok, seconds, names=None, truth=None):
+    names = NAMES if names is None else names
+    truth = TRUTH if truth is None else truth
     values, errors = values[ok], errors[ok]
     n = len(values)
-    pulls = (values - TRUTH) / errors
+    pulls = (values - truth) / errors
     out = {"replicas": int(ok.size), "failures": int((~ok).sum()), "seconds_per_fit": seconds}
-    for i, name in enumerate(NAMES):
-        bias = values[:, i].mean() - TRUTH[i]
+    for i, name in enumerate(names):
+        bias = values[:, i].mean() - truth[i]
         out[name] = {
-            "bias": float(bias), "relative_bias": float(bias / TRUTH[i]) if TRUTH[i] else None,
+            "bias": float(bias), "relative_bias": float(bias / truth[i]) if truth[i] else None,
             "spread_over_mean_error": float(values[:, i].std(ddof=1) / errors[:, i].mean()),
             "pull_mean": float(pulls[:, i].mean()), "pull_std": float(pulls[:, i].std(ddof=1)),
             "coverage_1sigma": float((np.abs(pulls[:, i]) < 1).mean()), "coverage_2sigma": float((np.abs(pulls[:, i]) < 2).mean()),
@@ -163,20 +169,24 @@ SW_BOUNDS = [(0.0, 0.3), (-0.3, 0.3), (0.1, 10.0), (0.0, None), (0.0, None)]
 SW_FIELDS = (1.0, 4.0)
 
 
-def _sw_setup():
+SW: dict[str, np.ndarray] = {}
+
+
+def _sw_setup() -> None:
+    """Lazy (imported only when the spin-wave section runs)."""
+    if SW:
+        return
     from zoo.spinwave import gamma, high_symmetry_path
 
     q, _ = high_symmetry_path(6)
-    energies = np.arange(0.0, 0.75 + 1e-9, 0.02)
-    return gamma(q).numpy(), energies
-
-
-SW_GAMMA, SW_E = _sw_setup()
+    SW["gamma"], SW["energies"] = gamma(q).numpy(), np.arange(0.0, 0.75 + 1e-9, 0.02)
 
 
 def sw_model_np(p):
     from scipy.special import erf
 
+    _sw_setup()
+    SW_GAMMA, SW_E = SW["gamma"], SW["energies"]
     jp, jz, g, scale, bkg = p
     sigma = 0.025 / 2.3548200450309493
     out = []
@@ -191,8 +201,9 @@ def sw_model_np(p):
 def sw_model_torch(p):
     from zoo.spinwave import MU_B_MEV_PER_T, binned_gaussian
 
-    gamma_q = torch.as_tensor(SW_GAMMA, device=p["J_perp"].device)
-    energies = torch.as_tensor(SW_E, device=p["J_perp"].device)
+    _sw_setup()
+    gamma_q = torch.as_tensor(SW["gamma"], device=p["J_perp"].device)
+    energies = torch.as_tensor(SW["energies"], device=p["J_perp"].device)
     out = []
     for field in SW_FIELDS:
         omega = p["g_z"][:, None] * MU_B_MEV_PER_T * field + 3 * (p["J_perp"][:, None] * gamma_q - p["J_z"][:, None])  # [B, N]
@@ -241,24 +252,127 @@ def run_spinwave(replicas: int, reference_replicas: int, seed: int, device: str,
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--replicas", type=int, default=1000, help="replicas for the batched zoo fit")
-    parser.add_argument("--reference-replicas", type=int, default=200, help="replicas for lmfit / iminuit / scipy")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids thrashing on a shared CPU)")
-    parser.add_argument("--device", default="cpu", help="device of the zoo batched fit (cpu or cuda)")
-    parser.add_argument("--skip-reference", action="store_true", help="only the zoo fitter (e.g. on a GPU machine)")
-    parser.add_argument("--out", default="benchmarks/physics")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    set_device(args.device)
+# -- kagome ARPES: the two-orbital toy of zoo.kagome (kagome.md section 6 protocol, smaller map) --------------------------
+KG_NAMES = ["Z1", "Z2", "delta1", "delta2", "gamma0", "alpha", "intensity", "background"]
+KG_START = np.array([0.33, 0.75, -0.02, 0.01, 0.015, 0.25, 8.0, 0.7])  # the same start for every fitter, ~10-50 % off
+KG_MAP = {"points_per_segment": 3, "energy_min": -0.5, "energy_max": 0.05, "energy_step": 0.01, "momentum_oversampling": 2.0}
+KG: dict = {}
+KG_CHUNK = 50  # replicas per fit_batched call (memory of the vmapped JVPs)
+
+
+def _kg_setup() -> None:
+    """Lazy: Gamma-K-M-Gamma with 3 points per segment (10 k), 56 energies, the module's resolutions and TRUTH.
+
+    ``momentum_oversampling=2`` (fine k points per FWHM; the module default is 4): the map differs from the oversampling-16
+    map by a chi-square of 1e-7 (measured on the recipe's map), and data and fits use the same setting."""
+    if KG:
+        return
+    from zoo.fitting import ResolutionOperator
+    from zoo.kagome.config import KagomeConfig
+    from zoo.kagome.data import TRUTH as KG_TRUTH_DICT
+    from zoo.kagome.data import kagome_path
+    from zoo.kagome.module import KagomeFitter, expected_map, momentum_grid
+
+    config = KagomeConfig(momentum_oversampling=KG_MAP["momentum_oversampling"])
+    q = kagome_path(KG_MAP["points_per_segment"])
+    energies = torch.arange(KG_MAP["energy_min"], KG_MAP["energy_max"] + 0.5 * KG_MAP["energy_step"], KG_MAP["energy_step"],
+                            dtype=torch.float64)
+    operator = ResolutionOperator.build(energies, energies, fwhm=config.energy_resolution)
+    momentum = momentum_grid(config, q)
+    specs = {p.name: p for p in KagomeFitter(config).parameter_specs()}
+    KG.update(config=config, q=q, energies=energies, operator=operator, momentum=momentum, expected_map=expected_map,
+              truth=np.array([KG_TRUTH_DICT[n] for n in KG_NAMES]), bounds=[(specs[n].lower, specs[n].upper) for n in KG_NAMES])
+    KG["bounds"] = [(None if lo is None or not math.isfinite(lo) else lo, None if hi is None or not math.isfinite(hi) else hi)
+                    for lo, hi in KG["bounds"]]
+
+
+def kg_model_torch(p):
+    """Batched: ``p`` maps names to ``[B]`` tensors -> ``[B, N_k, N_w]`` (``torch.func.vmap`` over the module's model)."""
+    _kg_setup()
+    single = lambda one: KG["expected_map"](KG["config"], KG["q"], KG["energies"], one, KG["operator"], KG["momentum"])  # noqa: E731
+    return torch.func.vmap(single)(p)
+
+
+def kg_model_np(x):
+    """The same torch model for the numpy fitters (no grad), ``x`` in ``KG_NAMES`` order."""
+    _kg_setup()
+    with torch.no_grad():
+        params = {n: torch.tensor(float(v), dtype=torch.float64) for n, v in zip(KG_NAMES, x)}
+        return KG["expected_map"](KG["config"], KG["q"], KG["energies"], params, KG["operator"], KG["momentum"]).numpy()
+
+
+def run_kagome(replicas: int, reference_replicas: int, seed: int, skip_reference: bool) -> dict:
+    from scipy.optimize import least_squares
+
+    _kg_setup()
+    truth, bounds = KG["truth"], KG["bounds"]
+    expected = kg_model_np(truth)
+    rng = np.random.default_rng(seed + 2)
+    counts = rng.poisson(expected, size=(replicas, *expected.shape)).astype(float)
+    params = [Parameter(n, v, lower=lo, upper=hi) for n, v, (lo, hi) in zip(KG_NAMES, KG_START, bounds)]
+    out = {"problem": f"kagome two-orbital ARPES toy, Gamma-K-M-Gamma, {expected.shape[0]} k x {expected.shape[1]} energies "
+                      f"({expected.size} bins), peak {expected.max():.0f} counts, background {truth[-1]} counts/bin",
+           "map": dict(KG_MAP), "start": dict(zip(KG_NAMES, KG_START.tolist())), "truth": dict(zip(KG_NAMES, truth.tolist()))}
+    warm = time.perf_counter()
+    fit_batched(kg_model_torch, torch.tensor(counts[:2]), params)
+    out["zoo_warmup_seconds"] = time.perf_counter() - warm
+    values, errors, ok = [], [], []
+    t0 = time.perf_counter()
+    for start in tqdm(range(0, replicas, KG_CHUNK), desc="zoo batched LM (kagome)", leave=False):
+        result = fit_batched(kg_model_torch, torch.tensor(counts[start : start + KG_CHUNK]), params)
+        values.append(result.values), errors.append(result.errors), ok.append(result.converged)
+    seconds = (time.perf_counter() - t0) / replicas
+    out["zoo_lm_batched_poisson"] = summarise(np.concatenate(values), np.concatenate(errors), np.concatenate(ok), seconds, KG_NAMES, truth)
+    out["zoo_lm_batched_poisson"]["chunk"] = KG_CHUNK
+    if skip_reference:
+        return out
+    from iminuit import Minuit
+
+    reference = counts[:reference_replicas]
+    vals, errs, good = [], [], []
+    t0 = time.perf_counter()
+    for y in tqdm(reference, desc="iminuit (kagome)", leave=False):
+        def nll(*p):
+            mu = kg_model_np(np.array(p))
+            return float(np.sum(mu - y * np.log(np.maximum(mu, 1e-300))))
+
+        m = Minuit(nll, *KG_START, name=KG_NAMES)
+        m.errordef = Minuit.LIKELIHOOD
+        m.limits = bounds
+        m.migrad()
+        m.hesse()
+        vals.append(np.array(m.values)), errs.append(np.array(m.errors)), good.append(m.valid)
+    out["iminuit_poisson"] = summarise(np.array(vals), np.array(errs), np.array(good), (time.perf_counter() - t0) / len(reference),
+                                       KG_NAMES, truth)
+    lo = [b[0] if b[0] is not None else -np.inf for b in bounds]
+    hi = [b[1] if b[1] is not None else np.inf for b in bounds]
+    vals, errs, good = [], [], []
+    t0 = time.perf_counter()
+    for y in tqdm(reference, desc="scipy least_squares (kagome)", leave=False):
+        flat = y.reshape(-1)
+        log_y = np.log(np.where(flat > 0, flat, 1.0))
+
+        def residuals(p):  # Poisson deviance residuals: sum r^2 = deviance = 2 (NLL - NLL_saturated), the ML estimator
+            mu = np.maximum(kg_model_np(p).reshape(-1), 1e-300)
+            d = 2 * (mu - flat + np.where(flat > 0, flat * (log_y - np.log(mu)), 0.0))
+            return np.sign(flat - mu) * np.sqrt(np.maximum(d, 0.0))
+
+        r = least_squares(residuals, KG_START, bounds=(lo, hi), method="trf")
+        cov = np.linalg.pinv(r.jac.T @ r.jac)  # Gauss-Newton: Hessian of NLL = deviance / 2 ~ J^T J
+        vals.append(r.x), errs.append(np.sqrt(np.diag(cov))), good.append(r.success)
+    out["scipy_least_squares_poisson_deviance"] = summarise(np.array(vals), np.array(errs), np.array(good),
+                                                            (time.perf_counter() - t0) / len(reference), KG_NAMES, truth)
+    return out
+
+
+SECTIONS = ("ixs", "spinwave", "kagome")
+
+
+def run_ixs(args) -> dict:
     expected = model_np(TRUTH)
     rng = np.random.default_rng(args.seed)
     counts = rng.poisson(expected, size=(args.replicas, E.size)).astype(float)
-    report = {"problem": "fitting.md section 3 (DHO + elastic + background, 113 points)", "threads": torch.get_num_threads(),
-              "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "device": args.device, "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+    report = {"problem": "fitting.md section 3 (DHO + elastic + background, 113 points)",
               "command": f"python tools/bench/physics.py --replicas {args.replicas} --reference-replicas {args.reference_replicas} "
                          f"--threads {args.threads} --device {args.device}" + (" --skip-reference" if args.skip_reference else "")}
     warm = time.perf_counter()
@@ -267,12 +381,10 @@ def main() -> None:
     report["zoo_lm_batched_poisson"], total = run_ours(counts, args.device)
     report["zoo_lm_batched_total_seconds"] = total
     reference = counts[: args.reference_replicas]
-    fitters = ["zoo_lm_batched_poisson"]
     if not args.skip_reference:
         report["iminuit_poisson"] = run_iminuit(reference)
         report["scipy_least_squares_chi2_neyman"] = run_scipy(reference)
         report["lmfit_leastsq_chi2_neyman_scaled"] = run_lmfit(reference)
-        fitters += ["iminuit_poisson", "scipy_least_squares_chi2_neyman", "lmfit_leastsq_chi2_neyman_scaled"]
     # 64 spectra: batched vs an lmfit loop
     t0 = time.perf_counter()
     fit_batched(model_torch, torch.tensor(counts[:64], device=args.device), parameters())
@@ -288,14 +400,22 @@ def main() -> None:
         run_lmfit(counts[:64])
         loop64 = time.perf_counter() - t0
         report["batch64"] = {"zoo_batched_seconds": batched64, "lmfit_loop_seconds": loop64, "speedup": loop64 / batched64}
-    report["spinwave"] = run_spinwave(args.replicas, args.reference_replicas, args.seed, args.device, args.skip_reference)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+IXS_FITTERS = ("zoo_lm_batched_poisson", "iminuit_poisson", "scipy_least_squares_chi2_neyman", "lmfit_leastsq_chi2_neyman_scaled")
+
+
+def write_markdown(report: dict, path: str) -> str:
     lines = [f"# physics fitters benchmark\n\n`{report['command']}` ({report['threads']} threads, torch {report['torch']}, "
-             f"zoo fit on {report['device_name']})\n",
+             f"zoo fit on {report['device_name']})\n"]
+    if any(key in report for key in IXS_FITTERS):
+        lines += ["## IXS line shape (DHO + elastic + background; A, Omega, Gamma, A_el, E0, bkg)\n",
              "| fitter | replicas | failures | ms/fit | rel. bias Omega / Gamma / bkg | 1-sigma coverage A, Omega, Gamma, A_el, E0, bkg | 2-sigma coverage | spread/mean error (range) |",
              "|---|---|---|---|---|---|---|---|"]
-    for key in fitters:
+    for key in IXS_FITTERS:
+        if key not in report:
+            continue
         r = report[key]
         ratio = [r[n]["spread_over_mean_error"] for n in NAMES]
         lines.append(
@@ -304,26 +424,99 @@ def main() -> None:
             + " ".join(f"{r[n]['coverage_1sigma']:.3f}" for n in NAMES) + " | "
             + " ".join(f"{r[n]['coverage_2sigma']:.3f}" for n in NAMES) + f" | {min(ratio):.2f}-{max(ratio):.2f} |"
         )
-    b = report["batch64"]
+    b = report.get("batch64", {})
     if "lmfit_loop_seconds" in b:
         lines.append(f"\n64 spectra: zoo batched LM {b['zoo_batched_seconds']:.3f} s vs lmfit loop {b['lmfit_loop_seconds']:.3f} s "
                      f"(speed-up {b['speedup']:.1f}x); one-off zoo warm-up {report['zoo_warmup_seconds']:.3f} s.\n")
-    else:
+    elif b:
         sizes = ", ".join(f"{k[5:]} spectra {v['zoo_batched_seconds']:.3f} s" for k, v in report.items() if k.startswith("batch"))
         lines.append(f"\nzoo batched LM: {sizes}; one-off warm-up {report['zoo_warmup_seconds']:.3f} s.\n")
-    lines += ["## Spin waves (CeMgAl11O19 polarised S(Q, E), fields 1 and 4 T along c; J_perp, J_z, g_z, scale, background)\n",
-              "| fitter | replicas | failures | ms/fit | rel. bias J_perp / J_z / g_z | 1-sigma coverage | 2-sigma coverage | spread/mean error |",
-              "|---|---|---|---|---|---|---|---|"]
-    for key, r in report["spinwave"].items():
-        lines.append(
-            f"| {key} | {r['replicas']} | {r['failures']} | {1000 * r['seconds_per_fit']:.2f} | "
-            + " / ".join(f"{r[n]['relative_bias']:+.5f}" for n in ("J_perp", "J_z", "g_z")) + " | "
-            + " ".join(f"{r[n]['coverage_1sigma']:.3f}" for n in SW_NAMES) + " | "
-            + " ".join(f"{r[n]['coverage_2sigma']:.3f}" for n in SW_NAMES) + " | "
-            + " ".join(f"{r[n]['spread_over_mean_error']:.2f}" for n in SW_NAMES) + " |"
-        )
-    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if "spinwave" in report:
+        lines += ["## Spin waves (CeMgAl11O19 polarised S(Q, E), fields 1 and 4 T along c; J_perp, J_z, g_z, scale, background)\n",
+                  "| fitter | replicas | failures | ms/fit | rel. bias J_perp / J_z / g_z | 1-sigma coverage | 2-sigma coverage | spread/mean error |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for key, r in report["spinwave"].items():
+            lines.append(
+                f"| {key} | {r['replicas']} | {r['failures']} | {1000 * r['seconds_per_fit']:.2f} | "
+                + " / ".join(f"{r[n]['relative_bias']:+.5f}" for n in ("J_perp", "J_z", "g_z")) + " | "
+                + " ".join(f"{r[n]['coverage_1sigma']:.3f}" for n in SW_NAMES) + " | "
+                + " ".join(f"{r[n]['coverage_2sigma']:.3f}" for n in SW_NAMES) + " | "
+                + " ".join(f"{r[n]['spread_over_mean_error']:.2f}" for n in SW_NAMES) + " |"
+            )
+    if "kagome" in report:
+        k = report["kagome"]
+        lines += [f"\n## Kagome ARPES ({k['problem']}; Z1, Z2, delta1, delta2, gamma0, alpha, intensity, background)\n",
+                  f"`{k['command']}`. Start {', '.join(f'{n} {v:g}' for n, v in k['start'].items())} for every fitter. The references "
+                  "call the zoo torch forward model (energy and momentum resolution) through a numpy wrapper under `torch.no_grad`; "
+                  "scipy `least_squares` minimises Poisson deviance residuals (the same ML estimator as the others; errors from "
+                  "`(J^T J)^-1`). zoo fits the replicas in chunks of "
+                  f"{k['zoo_lm_batched_poisson'].get('chunk', '?')} with `fit_batched` (model batched by `torch.func.vmap`); "
+                  f"one-off warm-up {k['zoo_warmup_seconds']:.2f} s. Shared 2-core CPU: timings are indicative only.\n",
+                  "| fitter | replicas | failures | ms/fit | rel. bias Z1 / Z2 / gamma0 | bias delta1 / delta2 (meV) | 1-sigma coverage | 2-sigma coverage | spread/mean error |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for key, r in k.items():
+            if not isinstance(r, dict) or "replicas" not in r:
+                continue
+            lines.append(
+                f"| {key} | {r['replicas']} | {r['failures']} | {1000 * r['seconds_per_fit']:.2f} | "
+                + " / ".join(f"{r[n]['relative_bias']:+.5f}" for n in ("Z1", "Z2", "gamma0")) + " | "
+                + " / ".join(f"{1000 * r[n]['bias']:+.4f}" for n in ("delta1", "delta2")) + " | "
+                + " ".join(f"{r[n]['coverage_1sigma']:.3f}" for n in KG_NAMES) + " | "
+                + " ".join(f"{r[n]['coverage_2sigma']:.3f}" for n in KG_NAMES) + " | "
+                + " ".join(f"{r[n]['spread_over_mean_error']:.2f}" for n in KG_NAMES) + " |"
+            )
+        n = k["zoo_lm_batched_poisson"]["replicas"]
+        lines.append(f"\nColumns in the order above. Coverage standard error for {n} replicas: "
+                     f"{math.sqrt(0.6827 * 0.3173 / n):.3f} (1 sigma), {math.sqrt(0.9545 * 0.0455 / n):.3f} (2 sigma).")
+        if k.get("note"):
+            lines.append(f"\n{k['note']}")
+    text = "\n".join(lines) + "\n"
+    Path(path).write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--replicas", type=int, default=1000, help="replicas for the batched zoo fit")
+    parser.add_argument("--reference-replicas", type=int, default=200, help="replicas for lmfit / iminuit / scipy")
+    parser.add_argument("--kagome-reference-replicas", type=int, default=None,
+                        help="replicas for the kagome reference fitters (default: --reference-replicas)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids thrashing on a shared CPU)")
+    parser.add_argument("--device", default="cpu", help="device of the zoo batched fit (cpu or cuda; the kagome section runs on cpu)")
+    parser.add_argument("--skip-reference", action="store_true", help="only the zoo fitter (e.g. on a GPU machine)")
+    parser.add_argument("--only", choices=SECTIONS, nargs="+", default=None,
+                        help="run only these sections and keep the others from an existing <out>.json")
+    parser.add_argument("--note", default="", help="a sentence added under the kagome table (e.g. why fewer reference replicas)")
+    parser.add_argument("--out", default="benchmarks/physics")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    set_device(args.device)
+    sections = args.only or SECTIONS
+    json_path = Path(args.out + ".json")
+    report = json.loads(json_path.read_text()) if args.only and json_path.exists() else {}
+    report.update({"threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+                   "device": args.device, "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"})
+    if "ixs" in sections:
+        for key in IXS_FITTERS + ("batch64", "batch1024", "batch4096"):
+            report.pop(key, None)
+        report.update(run_ixs(args))
+    report.setdefault("command", f"python tools/bench/physics.py --replicas {args.replicas} --reference-replicas {args.reference_replicas} "
+                                 f"--threads {args.threads} --device {args.device}")
+    if "spinwave" in sections:
+        report["spinwave"] = run_spinwave(args.replicas, args.reference_replicas, args.seed, args.device, args.skip_reference)
+    if "kagome" in sections:
+        kagome_reference = args.reference_replicas if args.kagome_reference_replicas is None else args.kagome_reference_replicas
+        started = time.perf_counter()
+        report["kagome"] = run_kagome(args.replicas, kagome_reference, args.seed, args.skip_reference)
+        report["kagome"]["command"] = (f"python tools/bench/physics.py --replicas {args.replicas} --reference-replicas {args.reference_replicas} "
+                                       f"--kagome-reference-replicas {kagome_reference} --threads {args.threads}"
+                                       + (" --skip-reference" if args.skip_reference else "") + (" --only " + " ".join(args.only) if args.only else ""))
+        report["kagome"]["section_seconds"] = time.perf_counter() - started
+        report["kagome"]["note"] = args.note
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2))
+    print(write_markdown(report, args.out + ".md"))
 
 
 if __name__ == "__main__":

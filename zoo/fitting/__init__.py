@@ -13,7 +13,14 @@ Shared by ``zoo.spinwave``, ``zoo.ixs`` and ``zoo.kagome``. Design: ``shared/met
 from zoo.fitting.fit import covariance_from_hessian, fit, fit_batched, profile_interval, uncertainties
 from zoo.fitting.losses import gaussian_chi2, negative_log_likelihood, poisson_deviance, poisson_nll
 from zoo.fitting.parameters import Parameter, ParameterSet, check_fit_options
-from zoo.fitting.resolution import ResolutionOperator, fft_convolve, gaussian_kernel, lorentzian_kernel, pseudo_voigt_kernel
+from zoo.fitting.resolution import (
+    ResolutionOperator,
+    fft_convolve,
+    gaussian_kernel,
+    lorentzian_kernel,
+    pseudo_voigt_kernel,
+    voigt_profile,
+)
 from zoo.fitting.result import BatchFitResult, FitResult
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "poisson_nll",
     "profile_interval",
     "pseudo_voigt_kernel",
+    "voigt_profile",
     "uncertainties",
 ]
 

@@ -9,11 +9,13 @@ from zoo.kagome.model import (
     kagome_bands,
     kagome_hamiltonian,
     renormalized_hamiltonian,
+    symmetric_eigh,
     two_orbital_hamiltonian,
 )
+from zoo.kagome.momentum import arc_length, momentum_resolution_grid
 
 __all__ = [
-    "K_BOLTZMANN_EV", "KagomeConfig", "KagomeFitter", "arpes_map", "fermi_dirac", "fit_band_dispersion", "kagome_bands", "kagome_hamiltonian",
+    "K_BOLTZMANN_EV", "KagomeConfig", "KagomeFitter", "arc_length", "arpes_map", "momentum_resolution_grid", "symmetric_eigh", "fermi_dirac", "fit_band_dispersion", "kagome_bands", "kagome_hamiltonian",
     "renormalized_hamiltonian", "two_orbital_hamiltonian",
 ]
 

@@ -20,6 +20,10 @@ class KagomeConfig:
     eps2: float = -1.2  # DFT on-site energy of copy 2 (eV), fixed
     temperature: float = 20.0  # sample temperature (K)
     energy_resolution: float = 0.015  # Gaussian FWHM along w (eV)
+    momentum_resolution: float = 0.01  # Gaussian FWHM along the cut (1/A), kagome.md section 6; 0 disables
+    lattice_constant: float = 5.49  # in-plane a of CsCr3Sb5 (A) [U, ~5.49 A as recalled from Liu et al. 2024; verify], for 1/A
+    momentum_oversampling: float = 4.0  # fine k points per momentum-resolution FWHM along the cut
+    momentum_padding: float = 3.0  # fine k window around each data k point, in FWHM (beyond the cut's ends too)
     Z1: float = 0.5  # start value of Z of copy 1
     Z2: float = 0.6  # start value of Z of copy 2
     delta1: float = 0.0  # start value of the shift of copy 1 (eV)
@@ -40,6 +44,14 @@ class KagomeConfig:
         for name in ("t1", "t2", "temperature", "energy_resolution", "gamma0", "intensity", "background"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.momentum_resolution >= 0:
+            raise ValueError(f"momentum_resolution must be >= 0 1/A (0 disables it), got {self.momentum_resolution}")
+        if not self.lattice_constant > 0:
+            raise ValueError(f"lattice_constant must be > 0 A, got {self.lattice_constant}")
+        if not self.momentum_oversampling >= 1:
+            raise ValueError(f"momentum_oversampling must be >= 1 (fine points per FWHM), got {self.momentum_oversampling}")
+        if not self.momentum_padding >= 1:
+            raise ValueError(f"momentum_padding must be >= 1 FWHM, got {self.momentum_padding}")
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         check_fit_options(self)

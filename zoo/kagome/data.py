@@ -21,17 +21,20 @@ def kagome_path(points_per_segment: int) -> torch.Tensor:
 
 
 class SyntheticArpesData(SingleBatchData):
-    """Poisson ARPES counts along Gamma-K-M-Gamma from the toy truths (``seed=None``: noiseless)."""
+    """Poisson ARPES counts along Gamma-K-M-Gamma from the toy truths (``seed=None``: noiseless), with the energy and
+    momentum resolutions of ``KagomeConfig`` (``momentum_resolution`` in 1/A FWHM, default that of ``KagomeConfig``;
+    the fitter's config must match)."""
 
     def __init__(self, points_per_segment: int = 10, energy_min: float = -0.5, energy_max: float = 0.05,
-                 energy_step: float = 0.002, seed: int | None = 0) -> None:
+                 energy_step: float = 0.002, seed: int | None = 0, momentum_resolution: float | None = None) -> None:
         super().__init__()
         from zoo.kagome.module import expected_map
 
         q = kagome_path(points_per_segment)
         energies = torch.arange(energy_min, energy_max + 0.5 * energy_step, energy_step, dtype=torch.float64)
         params = {k: torch.tensor(v, dtype=torch.float64) for k, v in TRUTH.items()}
-        expected = expected_map(KagomeConfig(), q, energies, params)
+        config = KagomeConfig() if momentum_resolution is None else KagomeConfig(momentum_resolution=momentum_resolution)
+        expected = expected_map(config, q, energies, params)
         counts = expected.clone() if seed is None else torch.as_tensor(np.random.default_rng(seed).poisson(expected.numpy()), dtype=torch.float64)
         self.batch = {"q": q, "energies": energies, "expected": expected, "counts": counts}
         self.truth = dict(TRUTH)

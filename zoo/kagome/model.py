@@ -30,6 +30,7 @@ __all__ = [
     "kagome_bands",
     "kagome_hamiltonian",
     "renormalized_hamiltonian",
+    "symmetric_eigh",
     "two_orbital_hamiltonian",
 ]
 
@@ -74,6 +75,62 @@ def renormalized_hamiltonian(h_dft: torch.Tensor, Z: torch.Tensor, delta: torch.
     return root[..., :, None] * shifted * root[..., None, :] + torch.diag_embed(delta)
 
 
+def _degenerate_safe_inverse_gaps(values: torch.Tensor) -> torch.Tensor:
+    """``F_ij = 1 / (lambda_j - lambda_i)`` for ``i != j``, 0 on the diagonal and inside degenerate pairs."""
+    gaps = values[..., None, :] - values[..., :, None]  # [..., n, n], lambda_j - lambda_i
+    scale = values.abs().amax(-1, keepdim=True)[..., None].clamp_min(1.0)
+    degenerate = gaps.abs() <= 1e-10 * scale
+    return torch.where(degenerate, torch.zeros_like(gaps), 1.0 / torch.where(degenerate, torch.ones_like(gaps), gaps))
+
+
+class _SymmetricEigh(torch.autograd.Function):
+    """``torch.linalg.eigh`` of real symmetric matrices with degenerate-safe derivatives of every order (our choice).
+
+    Standard perturbation theory (e.g. Giles, "An extended collection of matrix derivative results", 2008, sec. 3.1):
+    ``dL = diag(V^T dA V)``, ``dV = V (F o (V^T dA V))`` with ``F_ij = 1/(lambda_j - lambda_i)``; reverse mode
+    ``gA = V (diag(gL) + F o (V^T gV)) V^T`` (symmetrised). Inside a degenerate pair ``F_ij`` is set to 0, which is exact
+    for families of Hamiltonians that keep the degeneracy (the symmetry-protected touchings of the kagome bands at
+    Gamma under per-copy ``Z``, ``delta``): torch's own formula gives ``inf * 0 = nan`` there in second derivatives
+    (Hessian errors). Backward and jvp use the saved outputs, so double backward goes through this rule again.
+    """
+
+    @staticmethod
+    def forward(matrix):
+        values, vectors = torch.linalg.eigh(matrix)
+        return values, vectors
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        values, vectors = output
+        ctx.save_for_backward(values, vectors)
+        ctx.save_for_forward(values, vectors)
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_vectors):
+        values, vectors = ctx.saved_tensors
+        inner = torch.diag_embed(grad_values) if grad_values is not None else torch.zeros_like(vectors)
+        if grad_vectors is not None:
+            inner = inner + _degenerate_safe_inverse_gaps(values) * (vectors.transpose(-1, -2) @ grad_vectors)
+        grad = vectors @ inner @ vectors.transpose(-1, -2)
+        return 0.5 * (grad + grad.transpose(-1, -2))
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        values, vectors = ctx.saved_tensors
+        rotated = vectors.transpose(-1, -2) @ tangent @ vectors
+        return rotated.diagonal(dim1=-2, dim2=-1), vectors @ (_degenerate_safe_inverse_gaps(values) * rotated)
+
+    @staticmethod
+    def vmap(info, in_dims, matrix):  # eigh is batched over leading dims already: move the vmapped dim to the front
+        return _SymmetricEigh.apply(matrix.movedim(in_dims[0], 0)), (0, 0)
+
+
+def symmetric_eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ascending eigenvalues and eigenvectors of real symmetric ``matrix [..., n, n]``, with derivatives (first,
+    second, forward mode) that stay finite at symmetry-protected degeneracies (``_SymmetricEigh``)."""
+    return _SymmetricEigh.apply(matrix)
+
+
 def fermi_dirac(w: torch.Tensor, temperature: float) -> torch.Tensor:
     """``1 / (exp(w / k_B T) + 1)``, w in eV from E_F (``sigmoid(-w / k_B T)``: no overflow)."""
     if temperature <= 0:
@@ -92,18 +149,21 @@ def arpes_map(
     energy_operator=None,
     momentum_operator=None,
 ) -> torch.Tensor:
-    """Simulated ARPES intensity ``[N_k, N_w]`` (before scale and background).
+    """Simulated ARPES intensity ``[N_k, N_w]`` (``[N_data_k, N_w]`` with a momentum operator; before scale and background).
 
     Args:
         hamiltonian: ``[N_k, n, n]`` quasiparticle Hamiltonian along a cut (eV).
         energies: ``[N_w]`` binding-energy axis ``w`` (eV, 0 = E_F).
         orbital_weights: ``[n]`` matrix-element factors ``m_alpha``.
         gamma0, alpha: Lorentzian half width ``Gamma(w) = gamma0 + alpha |w|`` (eV).
-        energy_operator, momentum_operator: ``ResolutionOperator``s along w and along k (fine grid = these grids).
+        energy_operator: ``ResolutionOperator`` along w (fine grid = ``energies``).
+        momentum_operator: ``ResolutionOperator`` along the cut whose fine grid is the ``N_k`` k points of
+            ``hamiltonian``; the output then has its data points (``zoo.kagome.momentum.momentum_resolution_grid``).
     """
     if bool((orbital_weights == orbital_weights[0]).all()):
-        # equal factors: M_n = m (eigenvectors are normalised), and eigvalsh keeps gradients finite at band touchings
-        values = torch.linalg.eigvalsh(hamiltonian)
+        # equal factors: M_n = m (eigenvectors are normalised); symmetric_eigh keeps first and second derivatives finite
+        # at the band touchings (torch's eigvalsh gives nan Hessians where two eigenvalues are bitwise equal, e.g. at Gamma)
+        values = symmetric_eigh(hamiltonian)[0]
         weight = orbital_weights[0] * torch.ones_like(values)
     else:  # eigenvector gradients diverge at degeneracies (kagome.md section 3): keep cuts off band crossings
         values, vectors = torch.linalg.eigh(hamiltonian)  # [N_k, n], [N_k, n, n]
