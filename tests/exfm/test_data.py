@@ -163,3 +163,26 @@ def test_real_movielens_matches_the_measured_facts():
     assert table.num_rows == 100_000 and [w.num_rows for w in windows] == [5000] * 20
     assert table["label"].to_numpy().sum() == 34_174 + 21_201  # notes §4: ratings 4 and 5
     assert (np.diff(table["timestamp"].to_numpy()) >= 0).all()
+
+
+def test_default_construction_gives_each_vertical_a_small_share_and_shares_users_across_verticals():
+    """The ExFM premise the synthetic benchmark is built for: each VM sees a small slice of the rows, the FM all of
+    them, and a user's preferences are the same in every vertical (so the union of the traffic teaches more)."""
+    from zoo._core.registry import preset_config
+    from zoo.exfm import ExFMSystem
+
+    stream = make_synthetic_stream(20_000, 2, drift=0.1, seed=0, users_active=500, items_active=300)
+    assert stream.categories == 16 and stream.individual == 1.0
+    windows = list(stream)
+    system = ExFMSystem(preset_config("exfm_synthetic"))
+    masks = system.memberships(windows[1])
+    assert len(masks) == 4 and all(0.05 < m.mean() < 0.2 for m in masks.values())
+    assert (masks["a"] & masks["b"]).any() and not (masks["a"] & masks["c"]).any()  # a and b overlap (DAS sharing)
+    # a user's terms do not depend on the item's category: with the (item-specific) interaction switched off, the
+    # logit gap between two users is the same for an item of category 0 and one of category 5
+    flat = make_synthetic_stream(100, 2, drift=0.1, seed=0, interaction_scale=0.0)
+    users, hour = np.array([3, 7]), np.array([5, 5])
+    items = np.arange(200)
+    first, second = (items[flat.category(items) == c][0] for c in (0, 5))
+    gap = lambda item: np.diff(flat.click_logit(users, np.array([item, item]), hour, 1))[0]
+    assert gap(first) == pytest.approx(gap(second), abs=1e-12) and abs(gap(first)) > 1e-3

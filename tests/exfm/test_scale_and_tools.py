@@ -85,3 +85,39 @@ def test_ten_million_rows_stream_to_arrow_with_bounded_memory(tmp_path):
     heap_mb, file_mb = map(int, out.stdout.split()[-2:])
     assert file_mb > 1000  # the rows really were written
     assert heap_mb < 500, f"peak heap {heap_mb} MB for a {file_mb} MB stream"  # measured 300 MB (imports included)
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_exfm", ROOT / "tools" / "bench" / "exfm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_grid_grows_only_past_an_edge_that_holds_a_best_rate():
+    extend = load_bench().edge_extension
+    assert extend([0.01, 0.02, 0.04], [0.02, 0.02]) == []
+    assert extend([0.01, 0.02, 0.04], [0.02, 0.01]) == [0.005]
+    assert extend([0.01, 0.02, 0.04], [0.04]) == [0.08]
+    assert extend([0.01, 0.02, 0.04], [0.01, 0.04]) == [0.005, 0.08]
+
+
+def test_bench_bayes_ceiling_is_the_ne_of_the_logged_probability():
+    import numpy as np
+
+    from zoo._core.registry import preset_config
+    from zoo.exfm import ExFMSystem, make_synthetic_stream
+    from zoo.exfm.metrics import normalized_entropy
+
+    windows = list(make_synthetic_stream(6000, 3, 0.1, 0, users_active=100, items_active=60))
+    system = ExFMSystem(preset_config("exfm_synthetic_tiny"))
+    ceiling = load_bench().bayes_ceiling(system, windows, start=1)
+    for v in ("a", "b"):
+        expected = []
+        for w in windows[1:]:
+            mask = system.memberships(w)[v]
+            p = w["true_probability"].to_numpy()[mask]
+            expected.append(normalized_entropy(w["label"].to_numpy()[mask], np.log(p / (1 - p))))
+        assert abs(ceiling[f"bayes/{v}/ne"] - np.mean(expected)) < 1e-12
+        assert ceiling[f"bayes/{v}/ne"] < 0.9  # the click model is far from a constant rate
+        assert 0 < ceiling[f"share/{v}"] < 0.25

@@ -5,14 +5,19 @@ Protocol (our choices; see /work/shared/methods/exfm.md §5):
 - Progressive validation: every window is scored before any model trains on it; metrics are averaged over
   windows >= the preset's ``evaluation_start_window``. NE uses the evaluated rows' own positive rate.
 - One stream run trains the FM once and every student side by side (the FM is shared, as in ExFM).
-- Equal tuning budget: on a separate tuning seed, every arm is run at every learning rate of the same grid
-  (staleness k = 1); each arm keeps the rate with the lowest NE averaged over the verticals. The FM is not tuned.
+- Equal tuning budget: on a separate tuning seed, the FM's learning rate is tuned first (lowest FM NE averaged
+  over the verticals) and then shared by every arm; then every arm is run at every learning rate of the same
+  grid (staleness k = 1) and keeps the rate with the lowest NE averaged over the verticals. If any arm's (or the
+  FM's) best rate is at an edge of its grid, the grid is extended by one factor-2 step on that side for every
+  arm and the new rate is run for every arm (at most ``--extend-edges`` times), so no arm is cut off by the grid.
+- Bayes ceiling (synthetic only): the NE of the logged ``true_probability``, on the same rows and windows; the
+  gap between it and VM alone is the most any method could gain.
 - Evaluation seeds: each seed changes the stream (synthetic) and the initial weights and shuffles; all arms see the
   same data and order, so differences to "VM alone" are paired per (seed, vertical).
 - Transfer ratio = (NE_alone - NE_arm) / (NE_alone - NE_FM), from the seed-averaged NEs, when NE_FM < NE_alone.
 
     python tools/bench/exfm.py                                   # synthetic + ML-100K (if found), writes benchmarks/exfm.{json,md}
-    python tools/bench/exfm.py --datasets synthetic --seeds 0 1 2 --rows 60000
+    python tools/bench/exfm.py --datasets synthetic                # the synthetic section only (others kept)
 """
 
 from __future__ import annotations
@@ -51,9 +56,35 @@ def run_stream(dataset: str, seed: int, students: tuple[Any, ...], args: argpars
         config.foundation = dataclasses.replace(config.foundation, learning_rate=foundation_lr or args.foundation_lr)
     windows = load_windows(dataset, seed, args)
     started = time.perf_counter()
-    trainer = StreamingTrainer(ExFMSystem(config), progress=args.progress)
+    system = ExFMSystem(config)
+    trainer = StreamingTrainer(system, progress=args.progress)
     trainer.run(windows)
-    return trainer.summary(), time.perf_counter() - started
+    summary = trainer.summary()
+    if dataset == "synthetic":
+        summary.update(bayes_ceiling(system, windows, config.evaluation_start_window))
+    return summary, time.perf_counter() - started
+
+
+def bayes_ceiling(system: Any, windows: list[Any], start: int) -> dict[str, float]:
+    """NE / AUC of the logged true click probability per vertical, averaged over the evaluated windows like the
+    models' metrics (the best NE any model could reach on those rows, up to label noise)."""
+    import numpy as np
+
+    from zoo.exfm.metrics import window_metrics
+
+    out: dict[str, list[float]] = {}
+    for t, table in enumerate(windows):
+        if t < start:
+            continue
+        p = np.clip(table["true_probability"].to_numpy(), 1e-12, 1 - 1e-12)
+        y = table["label"].to_numpy()
+        for v, mask in system.memberships(table).items():
+            if mask.any():
+                m = window_metrics(y[mask], np.log(p[mask]) - np.log1p(-p[mask]))
+                out.setdefault(f"bayes/{v}/ne", []).append(m["ne"])
+                out.setdefault(f"bayes/{v}/auc", []).append(m["auc"])
+            out.setdefault(f"share/{v}", []).append(float(mask.mean()))
+    return {k: float(np.mean(v)) for k, v in out.items()}
 
 
 def verticals(dataset: str) -> list[str]:
@@ -62,33 +93,62 @@ def verticals(dataset: str) -> list[str]:
     return [v.name for v in preset_config(PRESETS[dataset]).verticals]
 
 
+def edge_extension(grid: list[float], best: list[float]) -> list[float]:
+    """Rates to add when a best rate sits at an edge of the (sorted) grid: one factor-2 step beyond that edge."""
+    new = []
+    if any(b == grid[0] for b in best):
+        new.append(grid[0] / 2)
+    if any(b == grid[-1] for b in best):
+        new.append(grid[-1] * 2)
+    return new
+
+
 def tune_foundation(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     """The FM's learning rate: lowest NE over the verticals on the tuning seed (shared by every arm, so fair)."""
     from zoo.exfm import StudentSpec
 
     students = tuple(StudentSpec(f"{v}_alone", v, "none") for v in verticals(dataset))
-    ne = []
-    for lr in args.fm_lr_grid:
-        summary, seconds = run_stream(dataset, args.tune_seed, students, args, foundation_lr=lr)
-        ne.append(statistics.mean(summary[f"foundation/{v}/ne"] for v in verticals(dataset)))
-        print(f"[{dataset}] FM lr {lr:g}: NE {ne[-1]:.4f} ({seconds:.0f} s)", file=sys.stderr)
-    best = args.fm_lr_grid[min(range(len(ne)), key=ne.__getitem__)]
+    ne: dict[float, float] = {}
+    todo, extensions = sorted(args.fm_lr_grid), 0
+    while todo:
+        for lr in todo:
+            summary, seconds = run_stream(dataset, args.tune_seed, students, args, foundation_lr=lr)
+            ne[lr] = statistics.mean(summary[f"foundation/{v}/ne"] for v in verticals(dataset))
+            print(f"[{dataset}] FM lr {lr:g}: NE {ne[lr]:.4f} ({seconds:.0f} s)", file=sys.stderr)
+        grid = sorted(ne)
+        best = min(grid, key=ne.__getitem__)
+        todo = edge_extension(grid, [best]) if extensions < args.extend_edges else []
+        extensions += bool(todo)
+    grid = sorted(ne)
     args.foundation_lr = best
-    return {"seed": args.tune_seed, "lr_grid": list(args.fm_lr_grid), "mean_ne_per_lr": ne, "best_lr": best}
+    return {"seed": args.tune_seed, "initial_lr_grid": sorted(args.fm_lr_grid), "lr_grid": grid,
+            "mean_ne_per_lr": [ne[lr] for lr in grid], "best_lr": best, "best_at_edge": best in (grid[0], grid[-1])}
 
 
 def tune(dataset: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]:
     from zoo.exfm import StudentSpec
 
-    students = tuple(
-        StudentSpec(f"{v}_{arm}_lr{i}", v, mode, staleness=1, learning_rate=lr)
-        for v in verticals(dataset) for arm, mode in ARMS for i, lr in enumerate(args.lr_grid)
-    )
-    summary, seconds = run_stream(dataset, args.tune_seed, students, args)
-    table = {arm: [statistics.mean(summary[f"{v}_{arm}_lr{i}/ne"] for v in verticals(dataset)) for i in range(len(args.lr_grid))] for arm, _ in ARMS}
-    best = {arm: args.lr_grid[min(range(len(ne)), key=ne.__getitem__)] for arm, ne in table.items()}
-    print(f"[{dataset}] tuning seed {args.tune_seed} ({seconds:.0f} s): NE per lr {table} -> best {best}", file=sys.stderr)
-    return best, {"seed": args.tune_seed, "lr_grid": list(args.lr_grid), "mean_ne_per_lr": table, "best_lr": best, "seconds": seconds}
+    ne: dict[str, dict[float, float]] = {arm: {} for arm, _ in ARMS}
+    todo, extensions, seconds = sorted(args.lr_grid), 0, 0.0
+    while todo:
+        students = tuple(
+            StudentSpec(f"{v}_{arm}_lr{i}", v, mode, staleness=1, learning_rate=lr)
+            for v in verticals(dataset) for arm, mode in ARMS for i, lr in enumerate(todo)
+        )
+        summary, took = run_stream(dataset, args.tune_seed, students, args)
+        seconds += took
+        for arm, _ in ARMS:
+            for i, lr in enumerate(todo):
+                ne[arm][lr] = statistics.mean(summary[f"{v}_{arm}_lr{i}/ne"] for v in verticals(dataset))
+        grid = sorted(ne["alone"])
+        best = {arm: min(grid, key=ne[arm].__getitem__) for arm, _ in ARMS}
+        print(f"[{dataset}] tuning seed {args.tune_seed} ({took:.0f} s): lr {todo} -> best so far {best}", file=sys.stderr)
+        todo = edge_extension(grid, list(best.values())) if extensions < args.extend_edges else []
+        extensions += bool(todo)
+    table = {arm: [ne[arm][lr] for lr in grid] for arm in ne}
+    at_edge = {arm: lr in (grid[0], grid[-1]) for arm, lr in best.items()}
+    return best, {"seed": args.tune_seed, "initial_lr_grid": sorted(args.lr_grid), "lr_grid": grid, "mean_ne_per_lr": table,
+                  "best_lr": best, "best_at_edge": at_edge, "seconds": seconds}
 
 
 def evaluate(dataset: str, best: dict[str, float], args: argparse.Namespace) -> dict[str, Any]:
@@ -119,6 +179,9 @@ def aggregate(dataset: str, result: dict[str, Any], args: argparse.Namespace) ->
         fm_ne = mean_std([m[f"foundation/{v}/ne"] for m in runs])
         fm_auc = mean_std([m[f"foundation/{v}/auc"] for m in runs])
         alone = [m[f"{v}_alone/ne"] for m in runs]
+        if f"bayes/{v}/ne" in runs[0]:
+            rows.append({"vertical": v, "arm": "Bayes (true p)", "k": None, "ne": mean_std([m[f"bayes/{v}/ne"] for m in runs]),
+                         "auc": mean_std([m[f"bayes/{v}/auc"] for m in runs]), "d_ne": None, "wins": None, "transfer": None})
         rows.append({"vertical": v, "arm": "FM (teacher)", "k": None, "ne": fm_ne, "auc": fm_auc, "d_ne": None, "wins": None, "transfer": None})
         entries = [("alone", None, f"{v}_alone")] + [(arm, k, f"{v}_{arm}_k{k}") for arm, _ in ARMS[1:] for k in args.staleness]
         for arm, k, name in entries:
@@ -135,14 +198,69 @@ def aggregate(dataset: str, result: dict[str, Any], args: argparse.Namespace) ->
     return rows
 
 
+def pooled(rows: list[dict[str, Any]], meta: dict[str, Any], staleness: list[int]) -> list[dict[str, Any]]:
+    """Per (arm, k), pooled over the verticals: ΔNE per seed averaged over verticals (mean ± std over seeds),
+    seeds better, (seed, vertical) pairs better, and the pooled transfer ratio sum(NE_alone - NE_arm) / sum(NE_alone - NE_FM)."""
+    runs = [r["metrics"] for r in meta["evaluation"]["runs"]]
+    names = sorted({r["vertical"] for r in rows}, key=[r["vertical"] for r in rows].index)
+    out = []
+    for arm, _ in ARMS[1:]:
+        for k in staleness:
+            per_seed = [statistics.mean(m[f"{v}_{arm}_k{k}/ne"] - m[f"{v}_alone/ne"] for v in names) for m in runs]
+            pairs = [m[f"{v}_{arm}_k{k}/ne"] - m[f"{v}_alone/ne"] for m in runs for v in names]
+            gap = sum(statistics.mean(m[f"{v}_alone/ne"] - m[f"foundation/{v}/ne"] for m in runs) for v in names)
+            gain = -sum(statistics.mean(m[f"{v}_{arm}_k{k}/ne"] - m[f"{v}_alone/ne"] for m in runs) for v in names)
+            out.append({"arm": arm, "k": k, "d_ne": mean_std(per_seed), "seeds_better": sum(d < 0 for d in per_seed),
+                        "pairs_better": sum(d < 0 for d in pairs), "pairs": len(pairs), "transfer": gain / gap if gap > 0 else None})
+    return out
+
+
 def markdown(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any], seeds: list[int]) -> str:
-    lines = [f"### {dataset}", "", meta["description"], "",
-             f"Tuning (seed {meta['tuning']['seed']}, grid {meta['tuning']['lr_grid']}): best VM learning rate per arm "
-             + ", ".join(f"{a} {lr:g}" for a, lr in meta["tuning"]["best_lr"].items()) + "."
-             + (f" FM learning rate (grid {meta['tuning']['foundation']['lr_grid']}, tuned first, shared by all arms): "
-                f"{meta['tuning']['foundation']['best_lr']:g}." if meta["tuning"].get("foundation") else ""), "",
-             f"| vertical | arm | k | NE (mean ± std, {len(seeds)} seeds) | AUC | ΔNE vs alone (paired) | seeds better | transfer ratio |",
-             "|---|---|---|---|---|---|---|---|"]
+    tuning, foundation = meta["tuning"], meta["tuning"].get("foundation")
+
+    def grid_text(t: dict[str, Any]) -> str:
+        initial = t.get("initial_lr_grid", t["lr_grid"])
+        added = [lr for lr in t["lr_grid"] if lr not in initial]
+        return f"grid {initial}" + (f", extended at the edges by {added}" if added else "")
+
+    edge = [a for a, e in tuning.get("best_at_edge", {}).items() if e] + (["FM"] if foundation and foundation.get("best_at_edge") else [])
+    lines = [f"### {dataset}", "", meta["description"], "", *([meta["note"], ""] if meta.get("note") else []),
+             (f"FM learning rate tuned first ({grid_text(foundation)}; seed {foundation['seed']}): {foundation['best_lr']:g}, "
+              "shared by all arms. " if foundation else "")
+             + f"VM learning rate per arm (same {grid_text(tuning)} for every arm; tuning seed {tuning['seed']}, k = 1): "
+             + ", ".join(f"{a} {lr:g}" for a, lr in tuning["best_lr"].items()) + "."
+             + (f" Best rate still at a grid edge: {', '.join(edge)}." if edge else
+                (" No best rate is at an edge of its grid." if "best_at_edge" in tuning else "")), ""]
+    if "best_at_edge" in tuning:
+        lines += ["Tuning NE (mean over verticals, seed %d) per learning rate:" % tuning["seed"], "",
+                  "| arm | " + " | ".join(f"{lr:g}" for lr in tuning["lr_grid"]) + " |", "|---|" + "---|" * len(tuning["lr_grid"])]
+        lines += [f"| {arm} | " + " | ".join(f"{x:.4f}" for x in ne) + " |" for arm, ne in tuning["mean_ne_per_lr"].items()]
+        if foundation:
+            lines += ["", "| FM lr | " + " | ".join(f"{lr:g}" for lr in foundation["lr_grid"]) + " |", "|---|" + "---|" * len(foundation["lr_grid"]),
+                      "| FM NE | " + " | ".join(f"{x:.4f}" for x in foundation["mean_ne_per_lr"]) + " |"]
+        lines.append("")
+    if meta.get("pooled"):
+        n_seeds = len(seeds)
+        lines += [f"Pooled over the verticals (ΔNE per seed = mean over verticals of NE_arm - NE_alone; mean ± std over {n_seeds} seeds):", "",
+                  "| arm | k | ΔNE vs alone | seeds better | (seed, vertical) pairs better | pooled transfer ratio |", "|---|---|---|---|---|---|"]
+        for r in meta["pooled"]:
+            transfer = "" if r["transfer"] is None else f"{r['transfer']:.2f}"
+            lines.append(f"| {r['arm']} | {r['k']} | {r['d_ne'][0]:+.4f} ± {r['d_ne'][1]:.4f} | {r['seeds_better']}/{n_seeds} | "
+                         f"{r['pairs_better']}/{r['pairs']} | {transfer} |")
+        lines += ["", "Arm against arm (same pooling; < 0: the first arm is better):", "",
+                  "| comparison | k | ΔNE | seeds better | (seed, vertical) pairs better |", "|---|---|---|---|---|"]
+        runs = [run["metrics"] for run in meta["evaluation"]["runs"]]
+        names = sorted({r["vertical"] for r in rows}, key=[r["vertical"] for r in rows].index)
+        for first, second in (("ah", "distill"), ("ah_sa", "ah")):
+            for k in sorted({r["k"] for r in meta["pooled"]}):
+                per_seed = [statistics.mean(m[f"{v}_{first}_k{k}/ne"] - m[f"{v}_{second}_k{k}/ne"] for v in names) for m in runs]
+                pairs = [m[f"{v}_{first}_k{k}/ne"] - m[f"{v}_{second}_k{k}/ne"] for m in runs for v in names]
+                d = mean_std(per_seed)
+                lines.append(f"| {first} - {second} | {k} | {d[0]:+.4f} ± {d[1]:.4f} | {sum(x < 0 for x in per_seed)}/{n_seeds} | "
+                             f"{sum(x < 0 for x in pairs)}/{len(pairs)} |")
+        lines.append("")
+    lines += [f"| vertical | arm | k | NE (mean ± std, {len(seeds)} seeds) | AUC | ΔNE vs alone (paired) | seeds better | transfer ratio |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         k = "-" if r["k"] is None else str(r["k"])
         d = "" if r["d_ne"] is None else f"{r['d_ne'][0]:+.4f} ± {r['d_ne'][1]:.4f}"
@@ -272,15 +390,18 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["synthetic", "ml100k"], choices=sorted(PRESETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--tune-seed", type=int, default=100)
-    parser.add_argument("--lr-grid", nargs="+", type=float, default=[5e-3, 1e-2, 2e-2, 4e-2])
-    parser.add_argument("--fm-lr-grid", nargs="*", type=float, default=[2e-3, 5e-3, 1e-2, 2e-2],
+    parser.add_argument("--lr-grid", nargs="+", type=float, default=[2.5e-3, 5e-3, 1e-2, 2e-2, 4e-2, 8e-2, 1.6e-1],
+                        help="VM learning rates, the same for every arm")
+    parser.add_argument("--fm-lr-grid", nargs="*", type=float, default=[1.25e-3, 2.5e-3, 5e-3, 1e-2, 2e-2],
                         help="FM learning rates tried on the tuning seed before the arms (empty: keep the preset's)")
+    parser.add_argument("--extend-edges", type=int, default=4,
+                        help="times a grid may grow by one factor-2 step when a best rate sits at its edge (0: never)")
     parser.add_argument("--staleness", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--rows", type=int, default=60_000, help="synthetic stream rows")
+    parser.add_argument("--rows", type=int, default=240_000, help="synthetic stream rows")
     parser.add_argument("--windows", type=int, default=12, help="synthetic stream windows")
     parser.add_argument("--drift", type=float, default=0.1)
-    parser.add_argument("--users", type=int, default=300)
-    parser.add_argument("--items", type=int, default=150)
+    parser.add_argument("--users", type=int, default=500, help="synthetic active users per window")
+    parser.add_argument("--items", type=int, default=300, help="synthetic active items per window")
     parser.add_argument("--ml100k-windows", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these tiny networks)")
     parser.add_argument("--progress", action="store_true")
@@ -288,7 +409,11 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="run only the DeepCTR-Torch speed comparison (merged into the outputs)")
     parser.add_argument("--speed-rows", type=int, default=1_000_000)
     parser.add_argument("--speed-repeats", type=int, default=2)
+    parser.add_argument("--render", action="store_true", help="only rewrite exfm.md (and the card's table) from exfm.json")
     args = parser.parse_args()
+    if args.render:
+        write_markdown(json.loads((args.out / "exfm.json").read_text()), args.out)
+        return
     if args.speed:
         import torch
 
@@ -304,7 +429,8 @@ def main() -> None:
 
     import torch
 
-    from zoo.exfm.data import find_movielens_100k
+    from zoo._core.registry import preset_config
+    from zoo.exfm.data import find_movielens_100k, make_synthetic_stream
 
     torch.set_num_threads(args.threads)
     command = "python tools/bench/exfm.py " + " ".join(sys.argv[1:])
@@ -329,9 +455,15 @@ def main() -> None:
         tuning["foundation"] = foundation_tuning
         evaluation = evaluate(dataset, best, args)
         rows = aggregate(dataset, evaluation, args)
+        stream = make_synthetic_stream(args.rows, args.windows, args.drift, 0, users_active=args.users, items_active=args.items)
+        share = {v: statistics.mean(r["metrics"].get(f"share/{v}", float("nan")) for r in evaluation["runs"]) for v in verticals(dataset)}
         description = (
             f"Synthetic stream: {args.rows} rows, {args.windows} windows, drift {args.drift}, {args.users} active users, "
-            f"{args.items} active items (seed = stream seed = model seed); preset `exfm_synthetic`."
+            f"{args.items} active items, {stream.categories} item categories, individual weight {stream.individual} "
+            "(seed = stream seed = model seed); preset `exfm_synthetic`: the FM trains on every row, each VM only on its "
+            "vertical's rows (verticals " + ", ".join(f"{v.name} = categories {[c for c in range(63) if v.mask >> c & 1]} "
+                                                     f"({100 * share[v.name]:.1f} % of rows)" for v in preset_config(PRESETS[dataset]).verticals)
+            + "). Bayes (true p): the NE of the logged click probability, the floor no model can beat in expectation."
             if dataset == "synthetic" else
             f"MovieLens-100K, {args.ml100k_windows} time-ordered equal-count windows, label rating >= 4, genre-group "
             "verticals `action` / `drama` (overlapping); preset `exfm_ml100k`. Seeds change weights and shuffles only."
@@ -339,9 +471,9 @@ def main() -> None:
         # each dataset keeps the command that produced it; other datasets already in the report are kept
         report["datasets"][dataset] = {"command": command, "seeds": list(args.seeds), "description": description,
                                        "tuning": tuning, "evaluation": evaluation, "table": rows}
+        report["datasets"][dataset]["pooled"] = pooled(rows, report["datasets"][dataset], list(args.staleness))
         json_path.write_text(json.dumps(report, indent=1))
     write_markdown(report, args.out)
-    print((args.out / "exfm.md").read_text())
     print((args.out / "exfm.md").read_text())
 
 

@@ -168,7 +168,8 @@ class ExFMStreamData(L.LightningDataModule):
         stream = make_synthetic_stream(self.n_rows, self.n_windows, self.drift, self.seed, **self.stream_options)
         if self.cache_dir is None:
             return list(stream)
-        key = f"synthetic-{self.n_rows}-{self.n_windows}-{self.drift}-{self.seed}-" + "-".join(f"{k}={v}" for k, v in sorted(self.stream_options.items()))
+        # v2: the generator changed (16 categories, individual 1.0 by default); older cache files are not reused
+        key = f"synthetic-v2-{self.n_rows}-{self.n_windows}-{self.drift}-{self.seed}-" + "-".join(f"{k}={v}" for k, v in sorted(self.stream_options.items()))
         file = Path(self.cache_dir) / f"{key}.arrow"
         if not file.is_file():
             write_arrow_stream(stream, file, progress=True)
