@@ -282,3 +282,65 @@ def test_check_point_rejects_wrong_shape_and_infeasible_points():
     ok, reason = manifold.check_point_on_manifold(2 * manifold.origin(), explain=True)
     assert not ok and "X^T J X" in reason
     assert not Simplex().check_point_on_manifold(torch.tensor([0.5, 0.6], dtype=torch.float64))
+
+
+def _chart_hessian(manifold, seed):
+    """The Riemannian Hessian in the chart y -> R_x(sum_i y_i e_i) (an independent computation): with the pulled-back
+    metric G(y), H_ij = d_i d_j F - Gamma^k_ij d_k F, Gamma^k_ij = 1/2 G^kl (d_i G_jl + d_j G_il - d_l G_ij) at y = 0.
+    Returns (H from the chart, H from ehess2rhess) in the basis e_i of T_x."""
+    from torch.func import hessian, jacfwd, jacrev
+
+    generator = torch.Generator().manual_seed(seed)
+    rows, cols = 2 * manifold.n, 2 * manifold.p
+    x = manifold.random(generator=generator)
+    tangents = torch.stack([_tangent(manifold, x, generator) for _ in range(manifold.dimension)])
+    q, _ = torch.linalg.qr(tangents.reshape(manifold.dimension, -1).T)
+    basis = q.T.reshape(-1, rows, cols)
+    a = torch.randn(rows, rows, dtype=torch.float64, generator=generator)
+    b = torch.randn(rows, cols, dtype=torch.float64, generator=generator)
+    cost = lambda z: torch.trace(z.T @ a @ a.T @ z) + (b * z).sum() ** 2 + (z**3).sum()  # noqa: E731
+    chart = lambda y: manifold.retr(x, torch.einsum("i,iab->ab", y, basis))  # noqa: E731
+
+    def gram(y):  # reverse mode inside: forward-over-forward through torch.linalg.solve is wrong in torch 2.13 (CPU)
+        frame = jacrev(chart)(y).permute(2, 0, 1)
+        point = chart(y)
+        return torch.einsum("iab,jab->ij", frame, torch.stack([manifold.metric_apply(point, f) for f in frame]))
+
+    y0 = torch.zeros(manifold.dimension, dtype=torch.float64)
+    g, dg = gram(y0), jacfwd(gram)(y0)  # dg[i, j, k] = d_k G_ij
+    lower = 0.5 * (dg.permute(0, 2, 1) + dg - dg.permute(2, 0, 1))  # [l, i, j]
+    christoffel = torch.einsum("kl,lij->kij", torch.linalg.inv(g), lower)
+    chart_h = hessian(lambda y: cost(chart(y)))(y0) - torch.einsum("kij,k->ij", christoffel, jacrev(lambda y: cost(chart(y)))(y0))
+    ours = torch.empty_like(chart_h)
+    for i, e in enumerate(basis):
+        egrad, ehess = _autograd(cost, x, e)
+        hess = manifold.ehess2rhess(x, egrad, ehess, e)
+        ours[i] = torch.stack([manifold.inner(x, hess, f) for f in basis])
+    return chart_h, ours
+
+
+@pytest.mark.parametrize("metric,options", [("euclidean", {}), ("canonical_like", {"rho": 0.7}), ("tractable", {"alpha": 1.3, "beta": 0.8})])
+def test_symplectic_hessian_equals_the_chart_hessian_away_from_critical_points(metric, options):
+    """ehess2rhess is the Levi-Civita Hessian of each metric at a generic (non-critical) point; the cheaper
+    critical-point form (exact_hessian=False) is not, for the point-dependent metrics (so the test discriminates)."""
+    for n, p in ((3, 1), (3, 2)):
+        chart_h, ours = _chart_hessian(SymplecticStiefel(n, p, metric, **options), seed=n + p)
+        assert (ours - chart_h).abs().max() < 1e-10 * chart_h.abs().max()
+    if metric != "euclidean":
+        chart_h, cheap = _chart_hessian(SymplecticStiefel(3, 1, metric, exact_hessian=False, **options), seed=4)
+        assert (cheap - chart_h).abs().max() > 1e-3 * chart_h.abs().max()
+
+
+def test_lyapunov_solver_derivatives_at_repeated_eigenvalues():
+    from zoo.manifolds.symplectic_stiefel import _lyapunov
+
+    def solve(a, c):  # A is symmetric by contract: symmetrise so that every perturbation is admissible
+        return _lyapunov(0.5 * (a + a.T), c)
+
+    c = torch.randn(4, 4, dtype=torch.float64).requires_grad_(True)
+    repeated = (torch.eye(4, dtype=torch.float64) * 2.0).requires_grad_(True)  # eigh's own derivatives are infinite here
+    s = torch.randn(4, 4, dtype=torch.float64)
+    generic = (s @ s.T + torch.eye(4, dtype=torch.float64)).requires_grad_(True)
+    for a in (repeated, generic):
+        assert torch.autograd.gradcheck(solve, (a, c))
+        assert torch.autograd.gradcheck(solve, (a, c), check_forward_ad=True, check_backward_ad=False)
