@@ -3,8 +3,8 @@
 Run:  python tools/bench/holevo.py [--seeds 5] [--out benchmarks/holevo.json]
 Writes JSON and a markdown table (benchmarks/holevo.md). CPU time is time.process_time of the solver call;
 medians over seeds (seed = random initial states). pymanopt uses p = x^2 on a sphere and states as real
-vectors on an oblique manifold (the notes' formulation), with a torch cost using eigvalsh entropies (its
-autodiff Hessian needs double backward) and min_gradient_norm 1e-8.
+vectors on an oblique manifold (the notes' formulation), exact gradients, finite-difference Hessian-vector
+products, min_gradient_norm 1e-8 and a time cap (``--max-time``).
 """
 
 from __future__ import annotations
@@ -19,37 +19,59 @@ from pathlib import Path
 
 import torch
 
-from zoo.holevo import amplitude_damping, blahut_arimoto, cq_channel, depolarizing, holevo_capacity
+from zoo.holevo import amplitude_damping, blahut_arimoto, cq_channel, depolarizing, holevo_capacity, random_channel
 from zoo.holevo.model import channel_outputs
 from zoo.holevo.reference import amplitude_damping_chi, depolarizing_chi
 
 
-def _entropy_eigvalsh(rho):
-    values = torch.linalg.eigvalsh(rho).clamp_min(1e-300)
-    return -(values * torch.log2(values)).sum(-1)
-
-
-def pymanopt_tr(kraus, seed):
+def pymanopt_tr(kraus, seed, max_time: float = 120.0):
+    """pymanopt TrustRegions on the notes' formulation: p = x^2 with x on a sphere, states as real 2d-vectors on an
+    oblique manifold. Cost and exact Euclidean gradient from zoo's entropy (its backward is finite at repeated
+    eigenvalues, where ``eigh``'s autograd - pymanopt's torch backend - gives nan); Euclidean Hessian-vector products by
+    a forward difference of that gradient (as Manopt's ``getHessianFD``; zoo's second-order Holevo solvers use the same)."""
     import numpy as np
     import pymanopt
+
+    from zoo.holevo.model import holevo_cost
 
     d = kraus.shape[2]
     m = d * d
     manifold = pymanopt.manifolds.Product([pymanopt.manifolds.Sphere(m), pymanopt.manifolds.Oblique(2 * d, m)])
 
-    @pymanopt.function.pytorch(manifold)
-    def cost(x, s):
+    def torch_cost(x, s):
         states = torch.complex(s[:d].T, s[d:].T)
-        weights = x * x
-        outputs = channel_outputs(kraus, states)
-        average = torch.einsum("m,mab->ab", weights.to(outputs.dtype), outputs)
-        return (weights * _entropy_eigvalsh(outputs)).sum() - _entropy_eigvalsh(average)
+        return holevo_cost(kraus, x * x, states)
 
-    problem = pymanopt.Problem(manifold, cost)
+    def value_and_grad(x, s):
+        xt = torch.tensor(x, requires_grad=True)
+        st = torch.tensor(s, requires_grad=True)
+        value = torch_cost(xt, st)
+        gx, gs = torch.autograd.grad(value, (xt, st))
+        return float(value.detach()), gx.numpy(), gs.numpy()
+
+    @pymanopt.function.numpy(manifold)
+    def cost(x, s):
+        with torch.no_grad():
+            return float(torch_cost(torch.as_tensor(x), torch.as_tensor(s)))
+
+    @pymanopt.function.numpy(manifold)
+    def euclidean_gradient(x, s):
+        _, gx, gs = value_and_grad(x, s)
+        return [gx, gs]
+
+    @pymanopt.function.numpy(manifold)
+    def euclidean_hessian(x, s, vx, vs):
+        norm = math.sqrt(float((vx * vx).sum() + (vs * vs).sum())) or 1.0
+        step = 1e-6 / norm
+        _, gx0, gs0 = value_and_grad(x, s)
+        _, gx1, gs1 = value_and_grad(x + step * vx, s + step * vs)
+        return [(gx1 - gx0) / step, (gs1 - gs0) / step]
+
+    problem = pymanopt.Problem(manifold, cost, euclidean_gradient=euclidean_gradient, euclidean_hessian=euclidean_hessian)
     rng = np.random.default_rng(seed)
     x0 = [np.full(m, 1 / math.sqrt(m)), rng.standard_normal((2 * d, m))]
     x0[1] /= np.linalg.norm(x0[1], axis=0, keepdims=True)
-    optimizer = pymanopt.optimizers.TrustRegions(verbosity=0, min_gradient_norm=1e-8, max_time=120)
+    optimizer = pymanopt.optimizers.TrustRegions(verbosity=0, min_gradient_norm=1e-8, max_time=max_time)
     started = time.process_time()
     result = optimizer.run(problem, initial_point=x0)
     return -float(result.cost), time.process_time() - started, int(result.iterations)
@@ -65,14 +87,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/holevo.json")
+    parser.add_argument("--dims", type=int, nargs="*", default=[2, 3, 4, 8, 16], help="input dimensions of the depolarizing channels")
+    parser.add_argument("--max-time", type=float, default=120.0, help="pymanopt time cap per run (s)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--random-dims", type=int, nargs="*", default=[2, 4, 8, 16], help="random channels d -> d, Kraus rank 2")
+    parser.add_argument("--rows-from", type=Path, default=None,
+                        help="JSON rows of an earlier (partial) run to keep ahead of this run's rows; each keeps its own command")
+    parser.add_argument("--cq-letters", type=int, nargs="+", default=[2, 3, 4, 8], help="random cq channels: letters = output dimension")
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    instances = [
-        ("depolarizing d=2 q=0.3", depolarizing(2, 0.3), depolarizing_chi(2, 0.3)),
-        ("amplitude damping 0.5", amplitude_damping(0.5), amplitude_damping_chi(0.5)[0]),
-        ("depolarizing d=3 q=0.5", depolarizing(3, 0.5), depolarizing_chi(3, 0.5)),
-        ("depolarizing d=4 q=0.2", depolarizing(4, 0.2), depolarizing_chi(4, 0.2)),
-    ]
+    torch.set_num_threads(args.threads)
+    noise = {2: 0.3, 3: 0.5, 4: 0.2}
+    instances = [("amplitude damping 0.5", amplitude_damping(0.5), amplitude_damping_chi(0.5)[0])]
+    instances += [(f"depolarizing d={d} q={noise.get(d, 0.3)}", depolarizing(d, noise.get(d, 0.3)), depolarizing_chi(d, noise.get(d, 0.3)))
+                  for d in args.dims]
     rows = []
     for name, kraus, truth in instances:
         for solver in ("zoo rgd", "zoo trust_region", "pymanopt TrustRegions"):
@@ -80,7 +107,7 @@ def main() -> None:
             for seed in range(args.seeds):
                 try:
                     if solver == "pymanopt TrustRegions":
-                        value, cpu, iterations = pymanopt_tr(kraus, seed)
+                        value, cpu, iterations = pymanopt_tr(kraus, seed, args.max_time)
                     else:
                         value, cpu, iterations = ours(kraus, seed, solver.split()[1])
                     runs.append((abs(value - truth), cpu, iterations))
@@ -91,8 +118,31 @@ def main() -> None:
                          "max_abs_error": max(r[0] for r in runs), "median_cpu_s": statistics.median(r[1] for r in runs),
                          "median_iterations": statistics.median(r[2] for r in runs)})
             print(rows[-1], flush=True)
+    # random channels (no closed form): error = gap to the best value any solver reached on the same seed
+    for d in args.random_dims:
+        kraus = random_channel(d, d, 2, seed=d)
+        name = f"random channel d={d} (Kraus rank 2)"
+        values: dict[str, list] = {}
+        for solver in ("zoo rgd", "zoo trust_region", "pymanopt TrustRegions"):
+            for seed in range(args.seeds):
+                try:
+                    if solver == "pymanopt TrustRegions":
+                        value, cpu, iterations = pymanopt_tr(kraus, seed, args.max_time)
+                    else:
+                        value, cpu, iterations = ours(kraus, seed, solver.split()[1])
+                except Exception as error:  # noqa: BLE001 - record the failure in the table
+                    value, cpu, iterations = math.nan, math.nan, -1
+                    print(f"{name} {solver} seed {seed}: {type(error).__name__}: {error}")
+                values.setdefault(solver, []).append((value, cpu, iterations))
+        best = [max(v[seed][0] for v in values.values() if not math.isnan(v[seed][0])) for seed in range(args.seeds)]
+        for solver, runs in values.items():
+            gaps = [best[seed] - runs[seed][0] for seed in range(args.seeds)]
+            rows.append({"instance": name, "solver": solver, "median_abs_error": statistics.median(gaps), "max_abs_error": max(gaps),
+                         "median_cpu_s": statistics.median(r[1] for r in runs), "median_iterations": statistics.median(r[2] for r in runs)})
+            print(rows[-1], flush=True)
     generator = torch.Generator().manual_seed(0)
-    for letters, d in ((2, 2), (3, 3)):
+    for letters in args.cq_letters:
+        d = letters
         g = torch.randn(letters, d, d, dtype=torch.complex128, generator=generator)
         states = g @ g.mH
         states = states / states.diagonal(dim1=-2, dim2=-1).sum(-1).real[:, None, None]
@@ -109,13 +159,21 @@ def main() -> None:
                      "max_abs_error": abs(riemannian.capacity - ba.capacity), "median_cpu_s": cpu,
                      "median_iterations": riemannian.iterations})
         print(rows[-2:], flush=True)
-    meta = {"command": "python tools/bench/holevo.py --seeds %d" % args.seeds, "load_average": os.getloadavg(),
+    meta = {"command": "python tools/bench/holevo.py " + " ".join(__import__("sys").argv[1:]), "load_average": os.getloadavg(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "note": "errors vs closed forms (BA rows: its own bracket width; cq zoo row: gap to BA)"}
+            "note": "errors vs closed forms; random channels: gap to the best value any solver reached on the seed; BA rows: its own bracket width; cq zoo row: gap to BA"}
+    for row in rows:
+        row.setdefault("command", meta["command"])
+    if args.rows_from:
+        rows = json.loads(args.rows_from.read_text()) + rows
     out = Path(args.out)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    lines = [f"# Holevo capacity benchmark\n\n`{meta['command']}` (load average {meta['load_average'][0]:.2f}, "
-             f"{meta['threads']} torch threads; medians over seeds; CPU = process time)\n",
+    commands = list(dict.fromkeys(r["command"] for r in rows))
+    lines = ["# Holevo capacity benchmark\n", f"Medians over seeds; CPU = process time; {meta['threads']} torch thread(s); "
+             f"load average {meta['load_average'][0]:.2f} at the end (a shared machine: compare times within a row group). "
+             "Errors: against closed forms (depolarizing, amplitude damping); random channels: gap to the best value any "
+             "solver reached on the same seed; Blahut-Arimoto rows: its own bracket width; cq zoo rows: gap to Blahut-Arimoto. "
+             "Rows come from:\n"] + [f"- `{c}`" for c in commands] + ["",
              "| instance | solver | median abs error | max abs error | median CPU s | median iterations |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['instance']} | {r['solver']} | {r['median_abs_error']:.2e} | {r['max_abs_error']:.2e} | "
               f"{r['median_cpu_s']:.3f} | {r['median_iterations']} |" for r in rows]
