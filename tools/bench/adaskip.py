@@ -211,7 +211,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--retime", action="store_true", help="re-time finished arms (run on a quiet machine)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--summary-only", action="store_true", help="rewrite adaskip.json / .md from the shards (no model)")
     args = parser.parse_args()
+    if args.summary_only:
+        shards = args.out / "adaskip_shards"
+        saved = json.loads((shards / "_calibration.json").read_text())
+        previous = json.loads((args.out / "adaskip.json").read_text())
+        write_summary(args, C.Calibration(**saved), shards, previous.get("wrapper_overhead_nothing_skipped"), previous["command"])
+        return
     torch.set_num_threads(args.threads)
     from zoo.adaskip.smollm2 import load_smollm2, load_smollm2_tokenizer
 
@@ -262,8 +269,8 @@ def main() -> None:
     write_summary(args, cal, shards, wrapper_overhead(model, tokenizer, max(20, args.repeats)))
 
 
-def write_summary(args, cal, shards: Path, overhead: dict | None) -> None:
-    summary = {"command": "python tools/bench/adaskip.py " + " ".join(sys.argv[1:]), "model": "SmolLM2-135M-Instruct (Q4_1 GGUF -> fp32)",
+def write_summary(args, cal, shards: Path, overhead: dict | None, command: str | None = None) -> None:
+    summary = {"command": command or "python tools/bench/adaskip.py " + " ".join(sys.argv[1:]), "model": "SmolLM2-135M-Instruct (Q4_1 GGUF -> fp32)",
                "calibration": {"prompts": cal.num_prompts, "tokens": cal.num_tokens},
                "wrapper_overhead_nothing_skipped": overhead,
                "arms": {p.stem: json.loads(p.read_text()) for p in sorted(shards.glob("*.json")) if not p.stem.startswith("_")}}
@@ -290,6 +297,7 @@ QUALITY = (("perplexity_2k", "perplexity", -1), ("passkey_mean", "passkey (512/1
 def _quality(row: dict) -> dict:
     out = {k: row[k] for k, _, _ in QUALITY if k in row}
     out["passkey_mean"] = statistics.mean(row["passkey"][k] for k in ("512", "1024") if k in row["passkey"])
+    out["keys"] = row.get("keys", LEGACY_KEYS)
     return out
 
 
@@ -308,7 +316,9 @@ def verdicts(arms: dict) -> list[str]:
         baselines: dict[str, dict] = {}
         randoms = [_quality(r) for n, r in arms.items() if n.startswith("random") and n.endswith("@" + label)]
         if randoms:
-            baselines[f"random (mean of {len(randoms)} seeds)"] = {k: statistics.mean(r[k] for r in randoms) for k in randoms[0]}
+            pooled = {k: statistics.mean(r[k] for r in randoms) for k in randoms[0]}
+            pooled["keys"] = len(randoms) * min(r["keys"] for r in randoms)
+            baselines[f"random (mean of {len(randoms)} seeds)"] = pooled
         for name, row in arms.items():
             if name.endswith("@" + label) and not name.startswith(("random", "adaskip@")):
                 baselines[name.split("@")[0]] = _quality(row)
@@ -318,7 +328,8 @@ def verdicts(arms: dict) -> list[str]:
             wins, losses = [], []
             for key, title, sign in QUALITY:
                 a, b = q_ours[key], q[key]
-                n = {"passkey_mean": 6 * keys, "greedy_agreement_64": 4}.get(key, keys)  # agreement: 4 prompts are the units
+                smaller = min(keys, q["keys"])  # the noisier of the two rows sets the threshold
+                n = {"passkey_mean": 6 * smaller, "greedy_agreement_64": 4}.get(key, smaller)  # agreement: 4 prompts are the units
                 noise = 0.01 * min(a, b) if key == "perplexity_2k" else math.sqrt(max(a * (1 - a), b * (1 - b), 1e-9) / n)
                 if key == "perplexity_2k":
                     text = f"{title} {a:.1f} vs {b:.1f}"
