@@ -286,6 +286,12 @@ def write_summary(args, cal, shards: Path, overhead: dict | None, command: str |
         lines.append(f"| {name} | {len(r['plan']['attention_skip'])} / {len(r['plan']['ffn_skip'])} | {r['flop_fraction_saved_1k']:.3f} | {pk} | "
                      f"{r['needle']:.2f} | {r['copy']:.2f} | {r['perplexity_2k']:.2f} | {r['greedy_agreement_64']:.3f} | "
                      f"{r['timing']['ttft_ratio']:.3f} | {r['timing']['decode_ms_per_token_ratio']:.3f} |")
+    lines += ["", "TTFT / decode ratios: min of 5 interleaved runs against the full model, per arm, at the time the arm ran; on a "
+              "shared machine they are not reliable (the `full` row against itself is the control): rerun with `--retime` "
+              "on a quiet machine. `benchmarks/adaskip_gpu.md` has CUDA-event timings."]
+    fewer = sorted(n for n, r in summary["arms"].items() if r.get("keys", LEGACY_KEYS) < max(r.get("keys", LEGACY_KEYS) for r in summary["arms"].values()))
+    if fewer:
+        lines += ["", f"Still at {LEGACY_KEYS} keys per length and depth (rerun the command to extend them): {', '.join(fewer)}."]
     lines += [""] + verdicts(summary["arms"])
     (args.out / "adaskip.md").write_text("\n".join(lines) + "\n")
 
