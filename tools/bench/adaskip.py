@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from zoo.adaskip import AdaSkip, SkipPlan  # noqa: E402
 from zoo.adaskip import calibrate as C  # noqa: E402
 from zoo.adaskip.data import calibration_windows, shakespeare_text  # noqa: E402
-from zoo.adaskip.evaluate import flop_fraction  # noqa: E402
+from zoo.adaskip.evaluate import flop_fraction, token_perplexity  # noqa: E402
 from zoo.adaskip.tasks import copy_probe, needle_probe, passkey_probe, score  # noqa: E402
 
 LEGACY_KEYS = 5  # shards written before the key count was stored came from `--keys 5`
@@ -139,8 +139,7 @@ def run_arm(model, tokenizer, skipper, arm, args, reference) -> dict:
     add_hits(out, probe_hits(tokenizer, skipper, arm, args, range(args.keys)), args.keys)
     # perplexity on a held-out window (prefill-phase plan applies to every token of a no-cache forward)
     ids = tokenizer(shakespeare_text("heldout")[50000:70000], return_tensors="pt")["input_ids"][:, :2048]
-    logits = model(input_ids=ids, use_cache=False).logits
-    out["perplexity_2k"] = math.exp(float(torch.nn.functional.cross_entropy(logits[0, :-1].float(), ids[0, 1:])))
+    out["perplexity_2k"] = token_perplexity(model, ids[0])
     # greedy agreement with the full model over 64 tokens
     agree = 0
     for i, ref in enumerate(reference):

@@ -83,6 +83,20 @@ def ours(kraus, seed, method):
     return result.capacity, time.process_time() - started, result.iterations
 
 
+SOLVERS = ("zoo rgd", "zoo trust_region", "pymanopt TrustRegions")
+
+
+def solve(kraus, solver, seed, max_time, name):
+    """(capacity, CPU s, iterations) of one solver run; a failure is recorded as (nan, nan, -1) and printed."""
+    try:
+        if solver == "pymanopt TrustRegions":
+            return pymanopt_tr(kraus, seed, max_time)
+        return ours(kraus, seed, solver.split()[1])
+    except Exception as error:  # noqa: BLE001 - record the failure in the table
+        print(f"{name} {solver} seed {seed}: {type(error).__name__}: {error}")
+        return math.nan, math.nan, -1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
@@ -102,18 +116,11 @@ def main() -> None:
                   for d in args.dims]
     rows = []
     for name, kraus, truth in instances:
-        for solver in ("zoo rgd", "zoo trust_region", "pymanopt TrustRegions"):
+        for solver in SOLVERS:
             runs = []
             for seed in range(args.seeds):
-                try:
-                    if solver == "pymanopt TrustRegions":
-                        value, cpu, iterations = pymanopt_tr(kraus, seed, args.max_time)
-                    else:
-                        value, cpu, iterations = ours(kraus, seed, solver.split()[1])
-                    runs.append((abs(value - truth), cpu, iterations))
-                except Exception as error:  # noqa: BLE001 - record the failure in the table
-                    runs.append((math.nan, math.nan, -1))
-                    print(f"{name} {solver} seed {seed}: {type(error).__name__}: {error}")
+                value, cpu, iterations = solve(kraus, solver, seed, args.max_time, name)
+                runs.append((abs(value - truth), cpu, iterations))
             rows.append({"instance": name, "solver": solver, "median_abs_error": statistics.median(r[0] for r in runs),
                          "max_abs_error": max(r[0] for r in runs), "median_cpu_s": statistics.median(r[1] for r in runs),
                          "median_iterations": statistics.median(r[2] for r in runs)})
@@ -123,17 +130,9 @@ def main() -> None:
         kraus = random_channel(d, d, 2, seed=d)
         name = f"random channel d={d} (Kraus rank 2)"
         values: dict[str, list] = {}
-        for solver in ("zoo rgd", "zoo trust_region", "pymanopt TrustRegions"):
+        for solver in SOLVERS:
             for seed in range(args.seeds):
-                try:
-                    if solver == "pymanopt TrustRegions":
-                        value, cpu, iterations = pymanopt_tr(kraus, seed, args.max_time)
-                    else:
-                        value, cpu, iterations = ours(kraus, seed, solver.split()[1])
-                except Exception as error:  # noqa: BLE001 - record the failure in the table
-                    value, cpu, iterations = math.nan, math.nan, -1
-                    print(f"{name} {solver} seed {seed}: {type(error).__name__}: {error}")
-                values.setdefault(solver, []).append((value, cpu, iterations))
+                values.setdefault(solver, []).append(solve(kraus, solver, seed, args.max_time, name))
         best = [max(v[seed][0] for v in values.values() if not math.isnan(v[seed][0])) for seed in range(args.seeds)]
         for solver, runs in values.items():
             gaps = [best[seed] - runs[seed][0] for seed in range(args.seeds)]

@@ -141,24 +141,29 @@ def run_lmfit(counts):
     return summarise(np.array(vals), np.array(errs, dtype=float), np.array(ok), seconds)
 
 
-def run_iminuit(counts):
+def iminuit_fits(counts, model, start, names, bounds, desc):
+    """One Poisson-likelihood MIGRAD + HESSE fit per replica: (values, errors, valid, seconds per fit)."""
     from iminuit import Minuit
 
     vals, errs, ok = [], [], []
-    start = time.perf_counter()
-    for y in tqdm(counts, desc="iminuit", leave=False):
+    t0 = time.perf_counter()
+    for y in tqdm(counts, desc=desc, leave=False):
         def nll(*p):
-            mu = model_np(np.array(p))
+            mu = model(np.array(p))
             return float(np.sum(mu - y * np.log(np.maximum(mu, 1e-300))))
 
-        m = Minuit(nll, *START, name=NAMES)
+        m = Minuit(nll, *start, name=names)
         m.errordef = Minuit.LIKELIHOOD
-        m.limits = BOUNDS
+        m.limits = bounds
         m.migrad()
         m.hesse()
         vals.append(np.array(m.values)), errs.append(np.array(m.errors)), ok.append(m.valid)
-    seconds = (time.perf_counter() - start) / len(counts)
-    return summarise(np.array(vals), np.array(errs), np.array(ok), seconds)
+    return np.array(vals), np.array(errs), np.array(ok), (time.perf_counter() - t0) / len(counts)
+
+
+def run_iminuit(counts):
+    vals, errs, ok, seconds = iminuit_fits(counts, model_np, START, NAMES, BOUNDS, "iminuit")
+    return summarise(vals, errs, ok, seconds)
 
 
 # -- spin waves: two fields along c, J_perp, J_z, g_z, scale, background (spinwave.md section 9 protocol, reduced) ----
@@ -233,22 +238,8 @@ def run_spinwave(replicas: int, reference_replicas: int, seed: int, device: str,
     out = {"zoo_lm_batched_poisson": sw_summary(result.values, result.errors, result.converged, (time.perf_counter() - t0) / replicas)}
     if skip_reference:
         return out
-    from iminuit import Minuit
-
-    vals, errs, ok = [], [], []
-    t0 = time.perf_counter()
-    for y in tqdm(counts[:reference_replicas], desc="iminuit (spin waves)", leave=False):
-        def nll(*p):
-            mu = sw_model_np(np.array(p))
-            return float(np.sum(mu - y * np.log(np.maximum(mu, 1e-300))))
-
-        m = Minuit(nll, *SW_START, name=SW_NAMES)
-        m.errordef = Minuit.LIKELIHOOD
-        m.limits = SW_BOUNDS
-        m.migrad()
-        m.hesse()
-        vals.append(np.array(m.values)), errs.append(np.array(m.errors)), ok.append(m.valid)
-    out["iminuit_poisson"] = sw_summary(np.array(vals), np.array(errs), np.array(ok), (time.perf_counter() - t0) / reference_replicas)
+    vals, errs, ok, seconds = iminuit_fits(counts[:reference_replicas], sw_model_np, SW_START, SW_NAMES, SW_BOUNDS, "iminuit (spin waves)")
+    out["iminuit_poisson"] = sw_summary(vals, errs, ok, seconds)
     return out
 
 
@@ -326,24 +317,9 @@ def run_kagome(replicas: int, reference_replicas: int, seed: int, skip_reference
     out["zoo_lm_batched_poisson"]["chunk"] = KG_CHUNK
     if skip_reference:
         return out
-    from iminuit import Minuit
-
     reference = counts[:reference_replicas]
-    vals, errs, good = [], [], []
-    t0 = time.perf_counter()
-    for y in tqdm(reference, desc="iminuit (kagome)", leave=False):
-        def nll(*p):
-            mu = kg_model_np(np.array(p))
-            return float(np.sum(mu - y * np.log(np.maximum(mu, 1e-300))))
-
-        m = Minuit(nll, *KG_START, name=KG_NAMES)
-        m.errordef = Minuit.LIKELIHOOD
-        m.limits = bounds
-        m.migrad()
-        m.hesse()
-        vals.append(np.array(m.values)), errs.append(np.array(m.errors)), good.append(m.valid)
-    out["iminuit_poisson"] = summarise(np.array(vals), np.array(errs), np.array(good), (time.perf_counter() - t0) / len(reference),
-                                       KG_NAMES, truth)
+    vals, errs, good, seconds = iminuit_fits(reference, kg_model_np, KG_START, KG_NAMES, bounds, "iminuit (kagome)")
+    out["iminuit_poisson"] = summarise(vals, errs, good, seconds, KG_NAMES, truth)
     lo = [b[0] if b[0] is not None else -np.inf for b in bounds]
     hi = [b[1] if b[1] is not None else np.inf for b in bounds]
     vals, errs, good = [], [], []
