@@ -65,6 +65,7 @@ def test_smollm2_plan_recipe_pushes_the_benchmark_table(tmp_path, monkeypatch):
     arms = {"adaskip@1_8": {"plan": {"attention_skip": [1, 2], "ffn_skip": [], "phase": "both", "attention_mode": "drop"}}}
     (bench / "adaskip.json").write_text(json.dumps({"arms": arms}))
     (bench / "adaskip.md").write_text("# title\n\n| arm | ppl |\n|---|---|\n| adaskip@1_8 | 35.9 |\n")
+    (bench / "adaskip_gpu.md").write_text("# gpu title\n\n| batch x prompt | arm |\n|---|---|\n| 16x8192 | bench:adaskip@1/8 |\n")
     monkeypatch.setenv("ZOO_BENCHMARKS", str(bench))
     result = run_recipe(root / "recipes" / "adaskip" / "calibrate_smollm2.yaml",
                         ["--trainer.default_root_dir", str(tmp_path), "--data.init_args.windows", "2", "--data.init_args.seq_len", "256"])
@@ -78,5 +79,6 @@ def test_smollm2_plan_recipe_pushes_the_benchmark_table(tmp_path, monkeypatch):
     snapshot = zoo.hub.LocalHub().snapshot("paperzoo/adaskip-plan-smollm2-135m")
     card = (snapshot / "README.md").read_text()
     assert "## SmolLM2-135M benchmark (all methods at equal FLOPs)" in card and "| adaskip@1_8 | 35.9 |" in card
+    assert "## GPU timing of the same plans (bf16, CUDA events)" in card and "| 16x8192 | bench:adaskip@1/8 |" in card
     assert f"| heldout_perplexity_full | {metrics['heldout_perplexity_full']:.6g} |" in card
     assert (snapshot / "adaskip_benchmark.json").is_file()

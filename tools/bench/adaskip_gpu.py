@@ -1,14 +1,19 @@
 """AdaSkip timing on a GPU in bf16 with CUDA-event timing; exits 0 with a message when no GPU is there.
 
-    python tools/bench/adaskip_gpu.py [--weights DIR] [--lengths 2048 8192] [--out benchmarks/adaskip_gpu.json]
+    python tools/bench/adaskip_gpu.py [--weights DIR] [--lengths 2048 8192] [--batches 1 16]
+                                      [--plans benchmarks/adaskip_shards] [--out benchmarks/adaskip_gpu.json]
 
 Model: SmolLM2-135M's architecture (30 layers, d = 576, 9 / 3 heads, SwiGLU 1536). With ``--weights`` (a folder
 made by ``zoo.adaskip.smollm2.load_smollm2``) the real checkpoint is used; without it the weights are random,
 which does not change the time of a forward pass: this run measures speed only, never quality. Arms: the unwrapped
-model, the wrapper with nothing skipped (overhead), and plans that skip 1/8 and 1/4 of the 60 sublayers as
-attention-only, FFN-only, and whole layers. Prefill = time to first token (one forward over the prompt); decode =
-mean ms per token over 32 cached steps. Each number is the median of interleaved repeats; the FLOP estimate of
-``zoo.adaskip.evaluate`` is reported beside each measured speedup.
+model, the wrapper with nothing skipped (overhead), plans that skip 1/8 and 1/4 of the 60 sublayers as
+attention-only, FFN-only and whole layers, and, with ``--plans``, the very plans of the CPU quality benchmark
+(AdaSkip and every baseline at 1/8 and 1/4, read from its shards; arms that skip the same sublayers as an earlier
+arm are timed once). Each shape (batch x prompt length) is timed on its own: prefill = time to first token (one
+forward over the prompt, logits of the last position only); decode = mean ms per token over ``--decode`` cached
+steps. Each number is the median of interleaved repeats; the FLOP estimate of ``zoo.adaskip.evaluate`` is
+reported beside each measured speedup. At batch 1 a 135M model is bound by kernel launches on an H200; a larger
+batch makes the prefill bound by arithmetic, where the FLOP estimate is the right yardstick.
 """
 
 from __future__ import annotations
@@ -26,15 +31,48 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
+def render(summary: dict) -> str:
+    """Markdown table of a run, with a summary line per shape (wrapper overhead; measured vs FLOP-estimated speedup)."""
+    lines = [f"# AdaSkip GPU timing ({summary['device']}, bf16, {summary['model']})", "",
+             f"`{summary['command']}`; medians of {summary['repeats']} interleaved repeats, CUDA events; "
+             f"prefill = time to first token, decode = mean of {summary['decode_tokens']} cached steps. "
+             "`bench:` arms are the plans of the CPU quality benchmark (`benchmarks/adaskip.md`).", "",
+             *[f"{note}\n" for note in summary.get("notes", [])],
+             "| batch x prompt | arm | prefill ms | speedup | FLOP estimate | decode ms/token | decode speedup |",
+             "|---|---|---|---|---|---|---|"]
+    for shape, arms in summary["results"].items():
+        for name, r in arms.items():
+            lines.append(f"| {shape} | {name} | {r['prefill_ms']:.2f} | {r['prefill_speedup']:.3f} | "
+                         f"{r['flop_speedup_estimate']:.3f} | {r['decode_ms_per_token']:.3f} | {r['decode_speedup']:.3f} |")
+    lines += ["", "## Per shape", "",
+              "Measured prefill speedup over the FLOP estimate's speedup, across the arms that skip something "
+              "(1.0 = the time saved is what the FLOPs predict); wrapper overhead = empty wrapper against the unwrapped model.", "",
+              "| batch x prompt | wrapper overhead, prefill | wrapper overhead, decode | measured / estimated prefill speedup: median (min-max) |",
+              "|---|---|---|---|"]
+    for shape, arms in summary["results"].items():
+        ratios = sorted(r["prefill_speedup"] / r["flop_speedup_estimate"] for name, r in arms.items()
+                        if name not in ("unwrapped", "wrapped_empty"))
+        empty = arms["wrapped_empty"]
+        lines.append(f"| {shape} | {100 * (1 / empty['prefill_speedup'] - 1):+.1f}% | {100 * (1 / empty['decode_speedup'] - 1):+.1f}% | "
+                     f"{statistics.median(ratios):.3f} ({ratios[0]:.3f}-{ratios[-1]:.3f}) |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1])
+    parser.add_argument("--plans", type=Path, default=None, help="shard folder of tools/bench/adaskip.py; its plans at 1/8 and 1/4 become arms")
     parser.add_argument("--decode", type=int, default=32)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "adaskip_gpu.json")
     parser.add_argument("--cpu-dry-run", action="store_true", help="run the same code on the CPU (wall clock) to check it")
+    parser.add_argument("--render", type=Path, default=None, help="rewrite the .md beside this JSON from it (no GPU)")
     args = parser.parse_args()
+    if args.render:
+        args.render.with_suffix(".md").write_text(render(json.loads(args.render.read_text())))
+        return 0
     device = "cpu" if args.cpu_dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         print("adaskip_gpu: no CUDA device here; nothing measured (run it where a GPU is)")
@@ -57,6 +95,7 @@ def main() -> int:
         source = "random weights, SmolLM2-135M architecture (timing only)"
     model = model.to(device).eval()
     L = model.config.num_hidden_layers
+    prefill_kw = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     cache_kw = "cache" if "cache" in inspect.signature(model.model.forward).parameters else "past_key_values"
     plans = {"unwrapped": None, "wrapped_empty": SkipPlan("llama", L)}
     for label, count in (("1/8", 8), ("1/4", 15)):
@@ -65,6 +104,17 @@ def main() -> int:
         plans[f"ffn_only@{label}"] = SkipPlan("llama", L, ffn_skip=tuple(middle[:count]))
         layers = tuple(range(L - 1 - count // 2, L - 1))
         plans[f"whole_layers@{label}"] = SkipPlan("llama", L, attention_skip=layers, ffn_skip=layers)
+    if args.plans:
+        seen = {(p.attention_skip, p.ffn_skip, p.phase, p.attention_mode) for p in plans.values() if p is not None}
+        for shard in sorted(args.plans.glob("*@1_[48].json")):
+            spec = json.loads(shard.read_text())["plan"]
+            plan = SkipPlan("llama", L, attention_skip=tuple(spec["attention_skip"]), ffn_skip=tuple(spec["ffn_skip"]),
+                            phase=spec["phase"], attention_mode=spec["attention_mode"])
+            key = (plan.attention_skip, plan.ffn_skip, plan.phase, plan.attention_mode)
+            if key not in seen:
+                seen.add(key)
+                method, fraction = shard.stem.split("@")
+                plans[f"bench:{method}@{fraction.replace('_', '/')}"] = plan
 
     def new_cache(skipper):
         if skipper is not None:
@@ -102,7 +152,7 @@ def main() -> int:
     def measure(skipper, ids):
         cache = new_cache(skipper)
         with Timer() as prefill:
-            out = model(input_ids=ids, use_cache=True, **{cache_kw: cache})
+            out = model(input_ids=ids, use_cache=True, **prefill_kw, **{cache_kw: cache})
         token = out.logits[:, -1:].argmax(-1)
         with Timer() as decode:
             for _ in range(args.decode):
@@ -110,9 +160,23 @@ def main() -> int:
                 token = out.logits[:, -1:].argmax(-1)
         return prefill.ms, decode.ms / args.decode
 
+    def write(results):  # after every shape, so a run cut short keeps what it measured
+        summary = {"command": "python tools/bench/adaskip_gpu.py " + " ".join(sys.argv[1:]),
+                   "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (dry run)",
+                   "dtype": "bfloat16", "model": source, "torch": torch.__version__,
+                   "transformers": transformers.__version__, "repeats": args.repeats, "decode_tokens": args.decode,
+                   "plans": {name: None if plan is None else {"attention_skip": plan.attention_skip, "ffn_skip": plan.ffn_skip,
+                                                               "phase": plan.phase, "attention_mode": plan.attention_mode}
+                             for name, plan in plans.items()},
+                   "results": results}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(render(summary))
+
     results = {}
-    for length in args.lengths:
-        ids = torch.randint(100, 40000, (1, length), generator=torch.Generator().manual_seed(length)).to(device)
+    shapes = [(batch, length) for batch in args.batches for length in args.lengths]
+    for batch, length in shapes:
+        ids = torch.randint(100, 40000, (batch, length), generator=torch.Generator().manual_seed(length)).to(device)
         rows = {name: [] for name in plans}
         for name, plan in plans.items():  # warm-up, one pass each
             skipper = AdaSkip.wrap(model, plan) if plan is not None else None
@@ -127,7 +191,7 @@ def main() -> int:
                     skipper.unwrap()
         base_prefill = statistics.median(r[0] for r in rows["unwrapped"])
         base_decode = statistics.median(r[1] for r in rows["unwrapped"])
-        results[str(length)] = {
+        results[f"{batch}x{length}"] = {
             name: {
                 "prefill_ms": statistics.median(r[0] for r in rows[name]),
                 "decode_ms_per_token": statistics.median(r[1] for r in rows[name]),
@@ -137,19 +201,9 @@ def main() -> int:
             }
             for name, plan in plans.items()
         }
-    summary = {"command": "python tools/bench/adaskip_gpu.py " + " ".join(sys.argv[1:]),
-               "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (dry run)",
-               "dtype": "bfloat16", "model": source, "torch": torch.__version__, "transformers": transformers.__version__,
-               "repeats": args.repeats, "decode_tokens": args.decode, "results": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=1) + "\n")
-    lines = [f"# AdaSkip GPU timing ({summary['device']}, bf16, {source})", "", f"`{summary['command']}`; medians of {args.repeats} interleaved repeats, CUDA events.", "",
-             "| prompt | arm | prefill ms | speedup | FLOP estimate | decode ms/token | decode speedup |", "|---|---|---|---|---|---|---|"]
-    for length, arms in results.items():
-        for name, r in arms.items():
-            lines.append(f"| {length} | {name} | {r['prefill_ms']:.2f} | {r['prefill_speedup']:.3f} | {r['flop_speedup_estimate']:.3f} | {r['decode_ms_per_token']:.3f} | {r['decode_speedup']:.3f} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        write(results)
+        print(f"shape {batch}x{length} done", flush=True)
+    print(args.out.with_suffix(".md").read_text())
     return 0
 
 

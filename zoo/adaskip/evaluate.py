@@ -110,7 +110,8 @@ def token_perplexity(lm: Any, ids: torch.Tensor) -> float:
 
 def attach_benchmark(model: Any, benchmark_dir: str | Path) -> dict[str, float]:
     """Put the SmolLM2 benchmark table (``benchmarks/adaskip.md``, made by ``tools/bench/adaskip.py``) in the card of
-    ``model`` as a report and ship ``adaskip.json`` beside it. Returns ``{"plan_matches_benchmark_arm": 1 or 0}``: 1
+    ``model`` as a report and ship ``adaskip.json`` beside it; ``adaskip_gpu.md`` (``tools/bench/adaskip_gpu.py``), if
+    there, becomes a second report. Returns ``{"plan_matches_benchmark_arm": 1 or 0}``: 1
     when a benchmark arm skipped exactly this plan's sublayers (same phase and mode), so that row measures this plan."""
     root = Path(benchmark_dir)
     table, raw = root / "adaskip.md", root / "adaskip.json"
@@ -125,6 +126,9 @@ def attach_benchmark(model: Any, benchmark_dir: str | Path) -> dict[str, float]:
     text = table.read_text().split("\n", 1)[1].strip()  # drop the file's own title
     model.card_reports["SmolLM2-135M benchmark (all methods at equal FLOPs)"] = note + "\n\n" + text
     model.hub_files["adaskip_benchmark.json"] = raw
+    gpu = root / "adaskip_gpu.md"  # CUDA-event timing of the same plans (tools/bench/adaskip_gpu.py), when it was run
+    if gpu.is_file():
+        model.card_reports["GPU timing of the same plans (bf16, CUDA events)"] = gpu.read_text().split("\n", 1)[1].strip()
     return {"plan_matches_benchmark_arm": float(bool(same))}
 
 

@@ -82,6 +82,7 @@ class AdaSkip:
         self.plan = plan if plan is not None else SkipPlan.empty(model.config.model_type, len(self.layers))
         self.decode_schedule = None  # optional callable(decode step t >= 1) -> SkipPlan, for time-varying baselines
         self._base_plan = self.plan
+        self._apply(self.plan)
 
     # -- installing ----------------------------------------------------------------------------------
     @classmethod
@@ -123,11 +124,13 @@ class AdaSkip:
         self._apply(plan)
         self._base_plan = plan
         self._online = {}
+        self._refresh_active()
 
     def _apply(self, plan: SkipPlan) -> None:
         self.plan = plan
         self._attention = plan.scales("attention")
         self._ffn = plan.scales("ffn")
+        self._refresh_active()
 
     # -- caches ----------------------------------------------------------------------------------------
     def new_cache(self) -> Any:
@@ -176,6 +179,7 @@ class AdaSkip:
                     i: float(ratio[i]) for i in range(len(self.layers))
                     if i not in self._ffn and bool(cos[i] >= plan.online_threshold)
                 }
+        self._refresh_active()
 
     @property
     def phase(self) -> str:
@@ -185,6 +189,12 @@ class AdaSkip:
     def online_ffn_skips(self) -> dict[int, float]:
         """FFN skips added by the online decode stage for the current request (``{layer: scale}``)."""
         return dict(self._online)
+
+    def _refresh_active(self) -> None:
+        """Resolve the skip sets of this forward once (the per-layer code reads them 2L times per forward)."""
+        self._active_attention = self._active("attention")
+        self._active_ffn = self._active("ffn")
+        self._online_probe = self.plan.online_ffn and self._phase == "decode" and self._decode_steps <= self.plan.online_window
 
     def _active(self, kind: str) -> dict[int, float]:
         plan = self.plan
@@ -201,16 +211,20 @@ def _make_forward(skipper: AdaSkip, index: int, signature: inspect.Signature):
     layout = skipper.layout
 
     def forward(layer: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
-        bound = signature.bind(layer, *args, **kwargs).arguments
-        call = {k: v for k, v in bound.items() if k not in ("self", "hidden_states", "kwargs")}
-        call.update(bound.get("kwargs", {}))
-        stream = layer_input = bound["hidden_states"]
+        if len(args) == 1 and "hidden_states" not in kwargs:  # how Llama-family stacks call a layer: no binding needed
+            stream, call = args[0], kwargs
+        else:
+            bound = signature.bind(layer, *args, **kwargs).arguments
+            call = {k: v for k, v in bound.items() if k not in ("self", "hidden_states", "kwargs")}
+            call.update(bound.get("kwargs", {}))
+            stream = bound["hidden_states"]
+        layer_input = stream
         phase = skipper._phase
         record = skipper.recording
-        online_probe = skipper.plan.online_ffn and phase == "decode" and skipper._decode_steps <= skipper.plan.online_window
+        online_probe = skipper._online_probe
 
         # attention sublayer
-        attention = skipper._active("attention")
+        attention = skipper._active_attention
         if index in attention:
             if skipper.plan.attention_mode == "kv_only":
                 layout.kv_only(layer, getattr(layer, layout.norm1)(stream), call)
@@ -222,7 +236,7 @@ def _make_forward(skipper: AdaSkip, index: int, signature: inspect.Signature):
                 skipper.stats.add(phase, "attention", index, residual, stream)
 
         # FFN sublayer
-        ffn = skipper._active("ffn")
+        ffn = skipper._active_ffn
         if index in ffn:
             stream = stream * ffn[index] if ffn[index] != 1.0 else stream
         else:
