@@ -285,9 +285,14 @@ def write_summary(args, cal, shards: Path, overhead: dict | None, command: str |
         lines.append(f"| {name} | {len(r['plan']['attention_skip'])} / {len(r['plan']['ffn_skip'])} | {r['flop_fraction_saved_1k']:.3f} | {pk} | "
                      f"{r['needle']:.2f} | {r['copy']:.2f} | {r['perplexity_2k']:.2f} | {r['greedy_agreement_64']:.3f} | "
                      f"{r['timing']['ttft_ratio']:.3f} | {r['timing']['decode_ms_per_token_ratio']:.3f} |")
-    lines += ["", "TTFT / decode ratios: min of 5 interleaved runs against the full model, per arm, at the time the arm ran; on a "
-              "shared machine they are not reliable (the `full` row against itself is the control): rerun with `--retime` "
-              "on a quiet machine. `benchmarks/adaskip_gpu.md` has CUDA-event timings."]
+    lines += ["", f"TTFT / decode ratios: min of {args.repeats} interleaved runs against the full model per arm (a 1k-token prompt; "
+              "decode = 16 cached steps), 2 threads, fp32; the `full` row against itself is the control (1.000 on a quiet "
+              "machine; `--retime` re-measures every arm). `benchmarks/adaskip_gpu.md` has CUDA-event timings of the same plans "
+              "on an H200.", "",
+              "Probes count a hit when the exact answer appears anywhere in the generated tokens (16; 24 for copy), over 3 depths x keys prompts per passkey length and keys prompts for needle and copy. A plan that breaks the "
+              "language model (perplexity in the thousands) can still copy a pass key that follows the prompt's last words "
+              "earlier in the context (an induction copy); that is how early exit scores above the full model on passkey. "
+              "Read the passkey column together with perplexity and agreement."]
     fewer = sorted(n for n, r in summary["arms"].items() if r.get("keys", LEGACY_KEYS) < max(r.get("keys", LEGACY_KEYS) for r in summary["arms"].values()))
     if fewer:
         lines += ["", f"Still at {LEGACY_KEYS} keys per length and depth (rerun the command to extend them): {', '.join(fewer)}."]
