@@ -43,6 +43,15 @@ def test_card_reports_get_their_own_section_after_the_results(tmp_path):
     assert "Benchmark" not in (tmp_path / "plain" / "README.md").read_text()
 
 
+def test_headings_inside_a_report_nest_under_its_section(tmp_path):
+    model = zoo.create("smoke_regressor_tiny")
+    model.card_reports["Bench"] = "## Per budget\n\ntext\n\n```\n# a comment in code\n```\n#hashtag"
+    model.save_pretrained(tmp_path, metrics={"test_mse": 0.5})
+    text = (tmp_path / "README.md").read_text()
+    assert "\n### Per budget\n" in text and "\n## Per budget" not in text
+    assert "\n# a comment in code\n" in text and "\n#hashtag" in text  # code and non-headings untouched
+
+
 def test_card_without_metrics_claims_no_numbers(tmp_path):
     zoo.create("smoke_regressor_tiny").save_pretrained(tmp_path)
     text = (tmp_path / "README.md").read_text()

@@ -125,6 +125,21 @@ def render_card(
         training=training,
         meta=meta,
         files=list(files or []),
-        reports={str(k): str(v) for k, v in (getattr(module, "card_reports", None) or {}).items()},
+        reports={str(k): _nest_headings(str(v)) for k, v in (getattr(module, "card_reports", None) or {}).items()},
     )
     return str(ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}"))
+
+
+def _nest_headings(markdown: str) -> str:
+    """Move a report's own headings one level down (``## x`` -> ``### x``), outside code fences, so that they nest
+    under the report's section instead of standing beside it."""
+    out, fenced = [], False
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            level = len(line) - len(line.lstrip("#"))
+            if 1 <= level < 6 and line[level:level + 1] == " ":
+                line = "#" + line
+        out.append(line)
+    return "\n".join(out)
