@@ -278,15 +278,15 @@ def write_summary(args, cal, shards: Path, overhead: dict | None, command: str |
     if overhead:
         lines += [f"Wrapper overhead with nothing skipped: median ratio {overhead['median_ratio']:.4f} (p10 {overhead['p10']:.4f}, "
                   f"p90 {overhead['p90']:.4f}, {overhead['repeats']} interleaved pairs).", ""]
-    lines += ["| arm | skipped attn / ffn | FLOP saved (1k) | passkey by length | needle | copy | ppl 2k | agree 64 | TTFT ratio | decode ratio |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| arm | skipped attn / ffn | FLOP saved (1k) | passkey by length | needle | copy | ppl 2k | agree 64 | TTFT ratio | decode ratio | KV MiB (1k) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in summary["arms"].items():
         pk = ", ".join(f"{k}: {r['passkey'][k]:.2f}" for k in sorted(r["passkey"], key=int))
         lines.append(f"| {name} | {len(r['plan']['attention_skip'])} / {len(r['plan']['ffn_skip'])} | {r['flop_fraction_saved_1k']:.3f} | {pk} | "
                      f"{r['needle']:.2f} | {r['copy']:.2f} | {r['perplexity_2k']:.2f} | {r['greedy_agreement_64']:.3f} | "
-                     f"{r['timing']['ttft_ratio']:.3f} | {r['timing']['decode_ms_per_token_ratio']:.3f} |")
+                     f"{r['timing']['ttft_ratio']:.3f} | {r['timing']['decode_ms_per_token_ratio']:.3f} | {r['timing']['kv_bytes'] / 2**20:.1f} |")
     lines += ["", f"TTFT / decode ratios: min of {args.repeats} interleaved runs against the full model per arm (a 1k-token prompt; "
-              "decode = 16 cached steps), 2 threads, fp32; the `full` row against itself is the control (1.000 on a quiet "
+              "decode = 16 cached steps), 2 threads, fp32; KV MiB = the cache after that prefill (fp32; attention dropped for every token keeps no K/V); the `full` row against itself is the control (1.000 on a quiet "
               "machine; `--retime` re-measures every arm). `benchmarks/adaskip_gpu.md` has CUDA-event timings of the same plans "
               "on an H200.", "",
               "Probes count a hit when the exact answer appears anywhere in the generated tokens (16; 24 for copy), over 3 depths x keys prompts per passkey length and keys prompts for needle and copy. A plan that breaks the "
