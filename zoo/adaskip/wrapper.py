@@ -79,10 +79,9 @@ class AdaSkip:
         self._online: dict[int, float] = {}
         self._online_stats = SublayerStats(len(self.layers))
         self._hook = None
-        self.plan = plan if plan is not None else SkipPlan.empty(model.config.model_type, len(self.layers))
         self.decode_schedule = None  # optional callable(decode step t >= 1) -> SkipPlan, for time-varying baselines
+        self._apply(plan if plan is not None else SkipPlan.empty(model.config.model_type, len(self.layers)))
         self._base_plan = self.plan
-        self._apply(self.plan)
 
     # -- installing ----------------------------------------------------------------------------------
     @classmethod
@@ -121,12 +120,12 @@ class AdaSkip:
                 f"plan made for {plan.model_type} with {plan.num_layers} layers cannot drive this "
                 f"{self.model.config.model_type} model with {len(self.layers)} layers"
             )
+        self._online = {}
         self._apply(plan)
         self._base_plan = plan
-        self._online = {}
-        self._refresh_active()
 
     def _apply(self, plan: SkipPlan) -> None:
+        """Make ``plan`` current. Every change of plan, phase or online skips ends in ``_refresh_active``."""
         self.plan = plan
         self._attention = plan.scales("attention")
         self._ffn = plan.scales("ffn")
