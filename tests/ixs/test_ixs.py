@@ -157,3 +157,16 @@ def test_resolution_config_errors(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         IxsConfig(**kwargs)
+
+
+def test_fitter_rebuilds_its_resolution_operator_for_a_new_energy_grid_of_the_same_length():
+    from zoo.ixs.module import expected_series
+
+    module = IxsFitter()
+    params = {name: torch.tensor(value, dtype=torch.float64) for name, value in TRUTH.items()}
+    temps = torch.tensor([20.0, 70.0], dtype=torch.float64)
+    first = torch.linspace(-10, 15, 51, dtype=torch.float64)
+    second = first + 0.25  # same length, other energies
+    module.expected({"energies": first, "temperatures": temps}, params)
+    np.testing.assert_allclose(module.expected({"energies": second, "temperatures": temps}, params).numpy(),
+                               expected_series(module.config, second, temps, params).numpy(), rtol=1e-13)

@@ -19,6 +19,7 @@ from zoo.fitting.resolution import (
     gaussian_kernel,
     lorentzian_kernel,
     pseudo_voigt_kernel,
+    resolution_kernel,
     voigt_profile,
 )
 from zoo.fitting.result import BatchFitResult, FitResult
@@ -42,6 +43,7 @@ __all__ = [
     "poisson_nll",
     "profile_interval",
     "pseudo_voigt_kernel",
+    "resolution_kernel",
     "voigt_profile",
     "uncertainties",
 ]

@@ -19,7 +19,8 @@ from typing import Callable
 
 import torch
 
-__all__ = ["ResolutionOperator", "fft_convolve", "gaussian_kernel", "lorentzian_kernel", "pseudo_voigt_kernel", "voigt_profile"]
+__all__ = ["KERNELS", "ResolutionOperator", "fft_convolve", "gaussian_kernel", "lorentzian_kernel", "pseudo_voigt_kernel",
+           "resolution_kernel", "voigt_profile"]
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))  # sigma = FWHM / 2.3548
 
@@ -83,16 +84,6 @@ def _voigt_pair_tangents(x, sigma, gamma, real, imag):
     return d_real, d_imag
 
 
-def _reduce_to(gradient: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Sum a broadcast gradient back to an input's ``shape``."""
-    while gradient.ndim > len(shape):
-        gradient = gradient.sum(0)
-    for axis, size in enumerate(shape):
-        if size == 1 and gradient.shape[axis] != 1:
-            gradient = gradient.sum(axis, keepdim=True)
-    return gradient
-
-
 class _VoigtPair(torch.autograd.Function):
     """``(V, W)``: real and imaginary parts of ``w(z) / (sigma sqrt(2 pi))``, ``z = (x + i gamma) / (sigma sqrt2)``.
 
@@ -120,7 +111,7 @@ class _VoigtPair(torch.autograd.Function):
         d_real, d_imag = _voigt_pair_tangents(x, sigma, gamma, real, imag)
         grads = []
         for name, shape, needed in zip(("x", "sigma", "gamma"), ctx.shapes, ctx.needs_input_grad):
-            grads.append(_reduce_to(grad_real * d_real[name] + grad_imag * d_imag[name], shape) if needed else None)
+            grads.append((grad_real * d_real[name] + grad_imag * d_imag[name]).sum_to_size(shape) if needed else None)
         return tuple(grads)
 
     @staticmethod
@@ -188,9 +179,23 @@ def voigt_profile(x, sigma, gamma) -> torch.Tensor:
     return _VoigtPair.apply(x, sigma, gamma)[0]
 
 
-def _voigt_kernel(x: torch.Tensor, gaussian_fwhm: float, lorentzian_fwhm: float) -> torch.Tensor:
-    with torch.no_grad():
-        return voigt_profile(x, gaussian_fwhm * FWHM_TO_SIGMA, lorentzian_fwhm / 2)
+KERNELS = ("gaussian", "lorentzian", "pseudo_voigt", "voigt")
+
+
+def resolution_kernel(x: torch.Tensor, fwhm: torch.Tensor | float, kernel: str = "gaussian", eta: float = 0.0,
+                      lorentzian_fwhm: float = 0.0) -> torch.Tensor:
+    """Unit-area resolution line ``R(x)`` by name, differentiable in ``x``: ``fwhm`` is the Gaussian (or Lorentzian)
+    FWHM; ``eta`` is used by ``pseudo_voigt`` only, ``lorentzian_fwhm`` by ``voigt`` only (a Gaussian of FWHM ``fwhm``
+    convolved with a Lorentzian of FWHM ``lorentzian_fwhm``, ``voigt_profile``)."""
+    if kernel == "gaussian":
+        return gaussian_kernel(x, fwhm)
+    if kernel == "lorentzian":
+        return lorentzian_kernel(x, fwhm)
+    if kernel == "pseudo_voigt":
+        return pseudo_voigt_kernel(x, fwhm, eta)
+    if kernel == "voigt":
+        return voigt_profile(x, fwhm * FWHM_TO_SIGMA, lorentzian_fwhm / 2)
+    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 
 
 def _trapezoid_weights(grid: torch.Tensor) -> torch.Tensor:
@@ -247,8 +252,8 @@ class ResolutionOperator:
             raise ValueError(f"data_grid needs >= 1 point and fine_grid >= 2, got {data_grid.numel()} and {fine_grid.numel()}")
         if not bool((fine_grid[1:] > fine_grid[:-1]).all()):
             raise ValueError("fine_grid must be strictly increasing")
-        if kernel not in ("gaussian", "lorentzian", "pseudo_voigt", "voigt"):
-            raise ValueError(f"kernel must be gaussian, lorentzian, pseudo_voigt or voigt, got {kernel!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if not 0.0 <= eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {eta}")
         widths = fwhm(data_grid) if callable(fwhm) else torch.full_like(data_grid, float(fwhm))
@@ -265,17 +270,11 @@ class ResolutionOperator:
         else:
             centres = data_grid[:, None]
         delta = centres[:, :, None] - fine_grid[None, None, :]  # [n_data, subsamples, n_fine]
-        w = widths[:, None, None]
-        if kernel == "gaussian":
-            values = gaussian_kernel(delta, w)
-        elif kernel == "lorentzian":
-            values = lorentzian_kernel(delta, w)
-        elif kernel == "pseudo_voigt":
-            values = pseudo_voigt_kernel(delta, w, eta)
-        else:
-            if callable(fwhm):
-                raise ValueError("kernel='voigt' needs a constant fwhm")
-            values = _voigt_kernel(delta, float(widths[0]), float(lorentzian_fwhm))
+        if kernel == "voigt" and callable(fwhm):
+            raise ValueError("kernel='voigt' needs a constant fwhm")
+        w = float(widths[0]) if kernel == "voigt" else widths[:, None, None]
+        with torch.no_grad():
+            values = resolution_kernel(delta, w, kernel, eta, lorentzian_fwhm)
         matrix = values.mean(1) * _trapezoid_weights(fine_grid)[None, :]  # [n_data, n_fine]
         matrix = matrix / matrix.sum(1, keepdim=True)  # rows sum to 1: edges keep their weight
         return cls(matrix, data_grid, fine_grid)

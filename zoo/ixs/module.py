@@ -15,8 +15,7 @@ analytically at ``E - E0`` for the elastic line. ``resolution_kernel`` selects `
 The placeholder Voigt widths of the preset (Gaussian 1.30 meV, Lorentzian 0.36 meV [U]) give a total FWHM of 1.503 meV
 (measured on ``scipy.special.voigt_profile``) and a Lorentzian fraction 0.30 by Ida's pseudo-Voigt mixing formula, i.e.
 about the line of the pseudo-Voigt default (FWHM 1.5 meV, eta 0.3); our choice, as the paper's analyser resolution is
-not known (ixs.md section 2). The exact Voigt costs no measurable fit time over the pseudo-Voigt (0.21 vs 0.20 s for
-the six-temperature recipe data on one CPU thread).
+not known (ixs.md section 2).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import torch
 from zoo import register_model
 from zoo.fitting.module import FitModule
 from zoo.fitting.parameters import Parameter
-from zoo.fitting.resolution import FWHM_TO_SIGMA, ResolutionOperator, pseudo_voigt_kernel, voigt_profile
+from zoo.fitting.resolution import ResolutionOperator, resolution_kernel
 from zoo.ixs.model import dho, order_parameter
 
 __all__ = ["IxsConfig", "IxsFitter", "expected_series", "ixs_cscr3sb5", "ixs_cscr3sb5_tiny", "phonon_anomaly_test", "resolution_line",
@@ -89,17 +88,14 @@ class IxsConfig:
 def resolution_operator(config: IxsConfig, energies: torch.Tensor) -> ResolutionOperator:
     """The phonon's resolution matrix from a fine grid padded by ``config.padding`` to the data ``energies``."""
     fine = torch.arange(float(energies.min()) - config.padding, float(energies.max()) + config.padding, config.fine_step, dtype=torch.float64)
-    if config.resolution_kernel == "voigt":
-        return ResolutionOperator.build(energies, fine, fwhm=config.resolution_fwhm, kernel="voigt",
-                                        lorentzian_fwhm=config.resolution_lorentzian_fwhm)
-    return ResolutionOperator.build(energies, fine, fwhm=config.resolution_fwhm, kernel="pseudo_voigt", eta=config.resolution_eta)
+    return ResolutionOperator.build(energies, fine, fwhm=config.resolution_fwhm, kernel=config.resolution_kernel,
+                                    eta=config.resolution_eta, lorentzian_fwhm=config.resolution_lorentzian_fwhm)
 
 
 def resolution_line(config: IxsConfig, offset: torch.Tensor) -> torch.Tensor:
     """Unit-area resolution ``R(offset)`` (1/meV), differentiable in ``offset`` (the elastic line ``R(E - E0)``)."""
-    if config.resolution_kernel == "voigt":
-        return voigt_profile(offset, config.resolution_fwhm * FWHM_TO_SIGMA, config.resolution_lorentzian_fwhm / 2)
-    return pseudo_voigt_kernel(offset, config.resolution_fwhm, config.resolution_eta)
+    return resolution_kernel(offset, config.resolution_fwhm, config.resolution_kernel, config.resolution_eta,
+                             config.resolution_lorentzian_fwhm)
 
 
 def expected_series(config: IxsConfig, energies: torch.Tensor, temperatures: torch.Tensor, params: Mapping[str, torch.Tensor],
@@ -137,7 +133,7 @@ class IxsFitter(FitModule):
              if c.phonon_anomaly else [])
 
     def expected(self, batch: Mapping[str, Any], params: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        if getattr(self, "_operator", None) is None or self._operator.data_grid.numel() != batch["energies"].numel():
+        if getattr(self, "_operator", None) is None or not torch.equal(self._operator.data_grid, batch["energies"].to(self._operator.data_grid)):
             self._operator = resolution_operator(self.config, batch["energies"])
         return expected_series(self.config, batch["energies"], batch["temperatures"], params, self._operator)
 
