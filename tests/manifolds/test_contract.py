@@ -344,3 +344,16 @@ def test_lyapunov_solver_derivatives_at_repeated_eigenvalues():
     for a in (repeated, generic):
         assert torch.autograd.gradcheck(solve, (a, c))
         assert torch.autograd.gradcheck(solve, (a, c), check_forward_ad=True, check_backward_ad=False)
+        assert torch.autograd.gradgradcheck(solve, (a, c))  # second order also through the custom rule, not eigh
+
+
+def test_levi_civita_formula_reduces_to_the_weingarten_form_for_the_euclidean_metric():
+    """The Koszul-formula Hessian (used for the point-dependent metrics) with M_X = I equals the Euclidean branch."""
+    manifold = SymplecticStiefel(3, 2, "euclidean")
+    generator = torch.Generator().manual_seed(5)
+    x = manifold.random(generator=generator)
+    u = _tangent(manifold, x, generator)
+    a = torch.randn(6, 6, dtype=torch.float64, generator=generator)
+    egrad, ehess = _autograd(lambda z: torch.trace(z.T @ a @ z) + (z**3).sum(), x, u)
+    weingarten = manifold.ehess2rhess(x, egrad, ehess, u)
+    assert (manifold._levi_civita_hessian(x, egrad, ehess, u) - weingarten).abs().max() < 1e-12 * weingarten.abs().max()

@@ -130,12 +130,12 @@ class _Lyapunov(torch.autograd.Function):
     def jvp(ctx, da, dc):
         a, omega = ctx.saved_tensors
         rhs = (torch.zeros_like(omega) if dc is None else dc) - (0 if da is None else da @ omega + omega @ da)
-        return _lyapunov_eigh(a, rhs)
+        return _Lyapunov.apply(a, rhs)  # through this rule again: higher orders never differentiate eigh
 
     @staticmethod
     def backward(ctx, grad_omega):
         a, omega = ctx.saved_tensors
-        grad_c = _lyapunov_eigh(a, grad_omega)
+        grad_c = _Lyapunov.apply(a, grad_omega)
         return -(grad_c @ _t(omega) + _t(omega) @ grad_c), grad_c
 
 
@@ -269,22 +269,21 @@ class SymplecticStiefel(ZooManifold):
         return x  # no cheap projection onto Sp(2p, 2n); the Cayley retraction keeps points feasible
 
     def ehess2rhess(self, x, egrad, ehess, u):
+        if self.metric != "euclidean" and self.exact_hessian:
+            return self._levi_civita_hessian(x, egrad, ehess, u)
         # Euclidean multiplier of the gradient projection: -X^T X W - W X^T X = X^T J G + G^T J X
         gram = _t(x) @ x
         c = _t(x) @ apply_j(egrad)
         omega = _lyapunov(-0.5 * (gram + _t(gram)), c - _t(c))
         euclidean_form = ehess - apply_j(u) @ omega
-        if self.metric == "euclidean" or not self.exact_hessian:
-            return self.proju(x, euclidean_form) if self.metric == "euclidean" else self.egrad2rgrad(x, euclidean_form)
-        return self._levi_civita_hessian(x, egrad, ehess, u)
+        return self.proju(x, euclidean_form) if self.metric == "euclidean" else self.egrad2rgrad(x, euclidean_form)
 
     def _levi_civita_hessian(self, x, egrad, ehess, u):
         """:math:`P_X(\bar\nabla_U \mathrm{grad} f)` with the Koszul formula of the ambient metric (module docstring);
         directional derivatives by forward-mode autograd, the adjoint term by reverse mode."""
         from torch.func import grad, jvp
 
-        rgrad = self.egrad2rgrad(x, egrad)
-        _, d_rgrad = jvp(lambda point, euclidean: self.egrad2rgrad(point, euclidean), (x, egrad), (u, ehess))
+        rgrad, d_rgrad = jvp(lambda point, euclidean: self.egrad2rgrad(point, euclidean), (x, egrad), (u, ehess))
         _, dm_u_grad = jvp(lambda point: self.metric_apply(point, rgrad), (x,), (u,))
         _, dm_grad_u = jvp(lambda point: self.metric_apply(point, u), (x,), (rgrad,))
         adjoint = grad(lambda point: (u * self.metric_apply(point, rgrad)).sum())(x)
