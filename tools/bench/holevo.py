@@ -14,6 +14,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def pymanopt_tr(kraus, seed, max_time: float = 120.0):
     """pymanopt TrustRegions on the notes' formulation: p = x^2 with x on a sphere, states as real 2d-vectors on an
     oblique manifold. Cost and exact Euclidean gradient from zoo's entropy (its backward is finite at repeated
     eigenvalues, where ``eigh``'s autograd - pymanopt's torch backend - gives nan); Euclidean Hessian-vector products by
-    a forward difference of that gradient (as Manopt's ``getHessianFD``; zoo's second-order Holevo solvers use the same)."""
+    a forward difference of that gradient (as Manopt's ``getHessianFD``; zoo's second-order solvers instead take central
+    differences of the transported Riemannian gradient, ``zoo/optim/base.py``)."""
     import numpy as np
     import pymanopt
 
@@ -158,15 +160,26 @@ def main() -> None:
                      "max_abs_error": abs(riemannian.capacity - ba.capacity), "median_cpu_s": cpu,
                      "median_iterations": riemannian.iterations})
         print(rows[-2:], flush=True)
-    meta = {"command": "python tools/bench/holevo.py " + " ".join(__import__("sys").argv[1:]), "load_average": os.getloadavg(),
+    meta = {"command": "python tools/bench/holevo.py " + " ".join(sys.argv[1:]), "load_average": os.getloadavg(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "note": "errors vs closed forms; random channels: gap to the best value any solver reached on the seed; BA rows: its own bracket width; cq zoo row: gap to BA"}
     for row in rows:
         row.setdefault("command", meta["command"])
     if args.rows_from:
-        rows = json.loads(args.rows_from.read_text()) + rows
+        rows = merge_rows(json.loads(args.rows_from.read_text()), rows)
     out = Path(args.out)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    write_markdown(out, meta, rows)
+
+
+def merge_rows(earlier: list[dict], later: list[dict]) -> list[dict]:
+    """One row per (instance, solver): a later run's row replaces an earlier one in place."""
+    merged = {(r["instance"], r["solver"]): r for r in earlier}
+    merged.update({(r["instance"], r["solver"]): r for r in later})
+    return list(merged.values())
+
+
+def write_markdown(out: Path, meta: dict, rows: list[dict]) -> None:
     commands = list(dict.fromkeys(r["command"] for r in rows))
     lines = ["# Holevo capacity benchmark\n", f"Medians over seeds; CPU = process time; {meta['threads']} torch thread(s); "
              f"load average {meta['load_average'][0]:.2f} at the end (a shared machine: compare times within a row group). "
