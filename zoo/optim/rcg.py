@@ -9,7 +9,8 @@ r"""Riemannian nonlinear conjugate gradients (Absil, Mahony, Sepulchre 2008, sec
 
 with :math:`y = g_{k+1} - \mathcal{T} g_k`. The direction restarts at :math:`-g` when it is not a descent
 direction. Armijo backtracking from twice the last accepted step *length* along the new direction
-(:math:`t_0 = 2 t_{k-1}\lVert d_{k-1}\rVert / \lVert d_k\rVert`, as Manopt's adaptive line search). The earlier first
+(:math:`t_0 = 2 t_{k-1}\lVert d_{k-1}\rVert / \lVert d_k\rVert`; our rule, in the spirit of Manopt's adaptive line
+search, which remembers a multiplier of :math:`d` instead of a length). The earlier first
 trial, Nocedal and Wright's :math:`2 (f_k - f_{k-1}) / \langle g, d\rangle`, never lets the step grow again after a
 small decrease; on an ill-conditioned simplex x spheres problem the method then crawled.
 """
@@ -35,7 +36,7 @@ class RiemannianCG(RiemannianOptimizer):
         super().__init__(params, {}, **common)
         self.beta, self.c, self.max_backtracks, self.initial_step = beta, sufficient_decrease, max_backtracks, initial_step
         self._direction = None
-        self._last = None  # (step, previous cost)
+        self._last_length = None  # length t |d| of the last accepted step
 
     def _iterate(self, closure, cost, egrad, rgrad, graph) -> None:
         x = [p.detach().clone() for p in self._params]
@@ -45,11 +46,10 @@ class RiemannianCG(RiemannianOptimizer):
             direction = self.combine(-1.0, rgrad)
             slope = -self.inner(x, rgrad, rgrad)
         direction_norm = self.norm(x, direction)
-        if self._last is None:
+        if self._last_length is None:
             step = self.initial_step or 1.0 / math.sqrt(-slope if slope < 0 else 1.0)
-        else:  # twice the last accepted step length, along the new direction (Manopt's adaptive line search)
-            last_length, _ = self._last
-            step = 2 * last_length / direction_norm if direction_norm > 0 else 1.0
+        else:  # twice the last accepted step length, along the new direction
+            step = 2 * self._last_length / direction_norm if direction_norm > 0 else 1.0
         gradient_norm = self.norm(x, rgrad)
         found = self.backtrack(closure, x, direction, step, lambda t: cost + self.c * t * slope, cost, gradient_norm,
                                self.max_backtracks)
@@ -82,9 +82,9 @@ class RiemannianCG(RiemannianOptimizer):
                 bound = -1.0 / (self.norm(trial, moved_dir) * min(0.01, math.sqrt(g_g)))
                 beta = max(beta, bound)
         self._direction = self.combine(-1.0, new_rgrad, beta, moved_dir)
-        self._last = (step * direction_norm, cost)
+        self._last_length = step * direction_norm
         self.accept(trial, new_cost, new_egrad, new_rgrad, step)
 
     def reset(self) -> None:
         super().reset()
-        self._direction, self._last = None, None
+        self._direction, self._last_length = None, None
