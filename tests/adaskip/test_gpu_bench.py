@@ -3,7 +3,6 @@ declines cleanly without a GPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,14 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("adaskip_gpu_bench", ROOT / "tools" / "bench" / "adaskip_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/bench/adaskip_gpu.py")
 
 
 def _row(prefill_ms, decode_ms, base=(20.0, 10.0), estimate=1.0):

@@ -167,7 +167,7 @@ def test_real_movielens_matches_the_measured_facts():
 
 def test_default_construction_gives_each_vertical_a_small_share_and_shares_users_across_verticals():
     """The ExFM premise the synthetic benchmark is built for: each VM sees a small slice of the rows, the FM all of
-    them, and a user's preferences are the same in every vertical (so the union of the traffic teaches more)."""
+    them, and a user's bias is the same in every vertical (so the union of the traffic teaches more)."""
     from zoo._core.registry import preset_config
     from zoo.exfm import ExFMSystem
 
@@ -178,8 +178,9 @@ def test_default_construction_gives_each_vertical_a_small_share_and_shares_users
     masks = system.memberships(windows[1])
     assert len(masks) == 4 and all(0.05 < m.mean() < 0.2 for m in masks.values())
     assert (masks["a"] & masks["b"]).any() and not (masks["a"] & masks["c"]).any()  # a and b overlap (DAS sharing)
-    # a user's terms do not depend on the item's category: with the (item-specific) interaction switched off, the
-    # logit gap between two users is the same for an item of category 0 and one of category 5
+    # the user bias is shared across categories: with the (item-specific) interaction switched off, the logit gap
+    # between two users is the same for an item of category 0 and one of category 5 (this checks the bias only; the
+    # user latent p is built from the user and its segment alone, see SyntheticStream.click_logit)
     flat = make_synthetic_stream(100, 2, drift=0.1, seed=0, interaction_scale=0.0)
     users, hour = np.array([3, 7]), np.array([5, 5])
     items = np.arange(200)

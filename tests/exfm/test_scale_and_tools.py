@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("fetch_ml100k", ROOT / "tools" / "fetch_ml100k.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/fetch_ml100k.py")
 
 
 def test_fetch_tool_unpacks_the_wheel_folder_without_network(tmp_path):
@@ -88,10 +86,7 @@ def test_ten_million_rows_stream_to_arrow_with_bounded_memory(tmp_path):
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_exfm", ROOT / "tools" / "bench" / "exfm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/bench/exfm.py")
 
 
 def test_bench_grid_grows_only_past_an_edge_that_holds_a_best_rate():

@@ -119,7 +119,6 @@ def tune_foundation(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
         best = min(grid, key=ne.__getitem__)
         todo = edge_extension(grid, [best]) if extensions < args.extend_edges else []
         extensions += bool(todo)
-    grid = sorted(ne)
     args.foundation_lr = best
     return {"seed": args.tune_seed, "initial_lr_grid": sorted(args.fm_lr_grid), "lr_grid": grid,
             "mean_ne_per_lr": [ne[lr] for lr in grid], "best_lr": best, "best_at_edge": best in (grid[0], grid[-1])}

@@ -13,6 +13,8 @@ the ``StreamingTrainer`` (manual optimisation; the trainer owns the optimizers a
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +170,8 @@ class ExFMStreamData(L.LightningDataModule):
         stream = make_synthetic_stream(self.n_rows, self.n_windows, self.drift, self.seed, **self.stream_options)
         if self.cache_dir is None:
             return list(stream)
-        # v2: the generator changed (16 categories, individual 1.0 by default); older cache files are not reused
-        key = f"synthetic-v2-{self.n_rows}-{self.n_windows}-{self.drift}-{self.seed}-" + "-".join(f"{k}={v}" for k, v in sorted(self.stream_options.items()))
+        # every field of the generator, defaults included: a changed default never reuses an older cache file
+        key = "synthetic-" + "-".join(f"{k}={v}" for k, v in sorted(dataclasses.asdict(stream).items()))
         file = Path(self.cache_dir) / f"{key}.arrow"
         if not file.is_file():
             write_arrow_stream(stream, file, progress=True)
