@@ -7,13 +7,11 @@ import subprocess
 import sys
 import textwrap
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from tests.scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_tool():
