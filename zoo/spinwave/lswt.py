@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from zoo.spinwave.lattice import bond_vectors, check_q, to_cartesian
+from zoo.spinwave.lattice import bond_vectors, check_q, gamma, to_cartesian
 
 __all__ = ["classical_energy", "cone_angle", "lswt", "single_k_energy", "single_k_lswt", "umbrella_directions", "umbrella_energy_closed_form"]
 
@@ -199,9 +199,15 @@ def _ordering_q(ordering_q) -> torch.Tensor:
     return check_q(Q.reshape(1, 2), "ordering_q")
 
 
-def _ordering_phases(ordering_q) -> torch.Tensor:
-    Q = _ordering_q(ordering_q)
-    return (to_cartesian(Q) @ bond_vectors().T)[0]  # Q . d for the three bonds
+def _ordering_phases(Q: torch.Tensor) -> torch.Tensor:
+    """``Q . d`` for the three bonds, ``Q`` as returned by ``_ordering_q``."""
+    return (to_cartesian(Q) @ bond_vectors().T)[0]
+
+
+def _cone_stiffness(Q: torch.Tensor, J_perp, J_z, S: float) -> torch.Tensor:
+    """``2S (3 J_z - J_perp Gamma_Q)`` with ``Gamma_Q = sum_d cos(Q.d) = 3 gamma(Q)``: the curvature of
+    ``single_k_energy`` in ``cos theta`` over S (its stationary point is ``cos theta = h / stiffness``)."""
+    return 2 * S * (3 * torch.as_tensor(J_z, dtype=torch.float64) - J_perp * 3 * gamma(Q)[0])
 
 
 def single_k_energy(ordering_q, cone_angle, J_perp, J_z, field=0.0, S: float = 0.5) -> torch.Tensor:
@@ -210,9 +216,8 @@ def single_k_energy(ordering_q, cone_angle, J_perp, J_z, field=0.0, S: float = 0
         E/N = S^2 [J_perp sin^2(theta) Gamma_Q + 3 J_z cos^2(theta)] - h S cos(theta),   Gamma_Q = sum_d cos(Q.d)
 
     (three bonds d counted once; derived here from the Hamiltonian of the module docstring)."""
-    phases = _ordering_phases(ordering_q)
+    gamma_q = 3 * gamma(_ordering_q(ordering_q))[0]
     theta = torch.as_tensor(cone_angle, dtype=torch.float64)
-    gamma_q = torch.cos(phases).sum()
     return S**2 * (J_perp * torch.sin(theta) ** 2 * gamma_q + 3 * J_z * torch.cos(theta) ** 2) - field * S * torch.cos(theta)
 
 
@@ -220,8 +225,7 @@ def cone_angle(ordering_q, J_perp, J_z, field=0.0, S: float = 0.5) -> torch.Tens
     """Stationary cone angle of a single-k structure: ``cos theta = h / (2S (3 J_z - J_perp Gamma_Q))`` clipped to
     ``[-1, 1]`` (``dE/d cos theta = 0`` in ``single_k_energy``; at ``Q = K`` this is ``h / h_sat,z``). A planar spiral
     (theta = pi/2) at zero field; the polarised state (theta = 0) above saturation."""
-    gamma_q = torch.cos(_ordering_phases(ordering_q)).sum()
-    stiffness = 2 * S * (3 * torch.as_tensor(J_z, dtype=torch.float64) - J_perp * gamma_q)
+    stiffness = _cone_stiffness(_ordering_q(ordering_q), J_perp, J_z, S)
     field = torch.as_tensor(field, dtype=torch.float64)
     if float(stiffness) <= 0:  # the cone energy is concave in cos theta: only the polarised state is stationary and stable
         return torch.zeros((), dtype=torch.float64)
@@ -267,14 +271,13 @@ def single_k_lswt(
         sorted; only the first is a distinct branch when Q = 0); with ``correlations`` also their weights.
     """
     q = check_q(q)
-    phases = _ordering_phases(ordering_q)
     Q = _ordering_q(ordering_q)
+    phases = _ordering_phases(Q)
     if S <= 0:
         raise ValueError(f"S must be > 0, got {S}")
     theta = cone_angle(Q, J_perp, J_z, field, S) if theta is None else torch.as_tensor(theta, dtype=torch.float64)
-    # stationarity: dE/dtheta = 0 (otherwise the Holstein-Primakoff linear terms do not vanish)
-    gamma_q = torch.cos(phases).sum()
-    slope = torch.sin(theta) * (2 * S**2 * torch.cos(theta) * (3 * J_z - J_perp * gamma_q) - field * S)
+    # stationarity: dE/dtheta = sin(theta) S (h - cos(theta) stiffness) = 0 (else the Holstein-Primakoff linear terms survive)
+    slope = torch.sin(theta) * S * (torch.cos(theta) * _cone_stiffness(Q, J_perp, J_z, S) - field)
     scale = S**2 * (abs(float(J_perp)) + abs(float(J_z))) + abs(float(field)) * S
     if abs(float(slope)) > 1e-9 * max(scale, 1e-300):
         raise ValueError(f"theta = {float(theta):.6g} is not a stationary cone angle for Q = {Q[0].tolist()} and field {float(field):.6g} "
