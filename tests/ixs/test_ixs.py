@@ -117,8 +117,7 @@ def test_noiseless_voigt_series_fit_returns_truth():
 
     config = ixs_cscr3sb5()
     assert config.resolution_kernel == "voigt"
-    data = SyntheticIxsSeries(temperatures=(20.0, 40.0, 70.0), energy_step=0.5, seed=None, resolution_kernel="voigt",
-                              resolution_fwhm=config.resolution_fwhm, resolution_lorentzian_fwhm=config.resolution_lorentzian_fwhm)
+    data = SyntheticIxsSeries(temperatures=(20.0, 40.0, 70.0), energy_step=0.5, seed=None, resolution_from="ixs_cscr3sb5")
     module = IxsFitter(config)
     result = fit(lambda p: module.expected(data.batch, p), data.batch["counts"], module.parameter_set)
     assert result.converged
@@ -170,3 +169,17 @@ def test_fitter_rebuilds_its_resolution_operator_for_a_new_energy_grid_of_the_sa
     module.expected({"energies": first, "temperatures": temps}, params)
     np.testing.assert_allclose(module.expected({"energies": second, "temperatures": temps}, params).numpy(),
                                expected_series(module.config, second, temps, params).numpy(), rtol=1e-13)
+
+
+def test_synthetic_series_takes_the_resolution_of_a_preset_with_field_overrides():
+    from zoo.ixs.module import ixs_cscr3sb5
+
+    voigt = SyntheticIxsSeries(temperatures=(20.0,), energy_step=1.0, seed=None, resolution_from="ixs_cscr3sb5")
+    explicit = SyntheticIxsSeries(temperatures=(20.0,), energy_step=1.0, seed=None, resolution_kernel="voigt",
+                                  resolution_fwhm=ixs_cscr3sb5().resolution_fwhm,
+                                  resolution_lorentzian_fwhm=ixs_cscr3sb5().resolution_lorentzian_fwhm)
+    assert torch.equal(voigt.batch["expected"], explicit.batch["expected"])
+    wider = SyntheticIxsSeries(temperatures=(20.0,), energy_step=1.0, seed=None, resolution_from="ixs_cscr3sb5", resolution_fwhm=2.0)
+    assert not torch.allclose(wider.batch["expected"], voigt.batch["expected"])
+    default = SyntheticIxsSeries(temperatures=(20.0,), energy_step=1.0, seed=None)
+    assert not torch.allclose(default.batch["expected"], voigt.batch["expected"])  # IxsConfig(): the pseudo-Voigt
