@@ -44,8 +44,41 @@ class StructuredManifold:
     def ehess2rhess(self, x: Tensors, egrad: Tensors, ehess: Tensors, u: Tensors) -> Tensors:
         raise NotImplementedError
 
-    def to_ambient(self, x: Tensors, u: Tensors) -> torch.Tensor:
-        """The tangent vector as a velocity of the represented object (for checks); optional."""
+    # -- optional members: random points and the checks of the contract tests (tests/manifolds) -----------------
+    second_order_retraction = False  # True when retr(x, t u) has zero tangential acceleration at t = 0
+
+    def random(self, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64,
+               device: torch.device | str | None = None) -> Tensors:
+        """A random point (for tests, initialisation and benchmarks)."""
+        raise NotImplementedError
+
+    def feasibility(self, x: Tensors) -> float:
+        """The largest violation of the constraints that define a point (0 for an exact point)."""
+        raise NotImplementedError
+
+    def tangent_residual(self, x: Tensors, u: Tensors) -> float:
+        """The largest violation of the equations that define a tangent vector at ``x`` (0 if tangent)."""
+        raise NotImplementedError
+
+    def represent(self, x: Tensors) -> Tensors:
+        """The point in the ambient space E where the manifold is embedded, as dense tensors (small sizes only).
+
+        The first tensor is the object the user optimises (e.g. the matrix X = H V^T); the rest are slack
+        variables, if any (e.g. the projector G). Differentiable in the factors of ``x``.
+        """
+        raise NotImplementedError
+
+    def to_ambient(self, x: Tensors, u: Tensors) -> Tensors:
+        """The tangent vector ``u`` as the velocity of ``represent`` (a tuple shaped like ``represent(x)``)."""
+        raise NotImplementedError
+
+    def ambient_inner(self, a: Tensors, b: Tensors) -> torch.Tensor:
+        """The metric of E (for a Riemannian submanifold: ``inner(x, u, v) = ambient_inner(to_ambient(x, u), to_ambient(x, v))``)."""
+        raise NotImplementedError
+
+    def random_normal(self, x: Tensors, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A Euclidean gradient G, shaped like ``represent(x)[0]``, of the cost X -> <G, X> that has ``x`` as a
+        critical point (its Riemannian gradient is 0) while G itself is not small; used by the Hessian check."""
         raise NotImplementedError
 
 
