@@ -7,7 +7,7 @@
     zoo hub log REPO                     commits of a repo, newest first
     zoo hub tag REPO REV TAG             name a commit with an immutable tag
     zoo card REPO [--revision REV]       print a model card
-    zoo pull REPO DIR [--revision REV]   copy a verified snapshot into DIR
+    zoo pull REPO DIR [--revision REV]   copy a verified snapshot into DIR (atomically; a folder must be a path: ./x, /x)
     zoo convert CKPT DIR                 turn a trusted Lightning checkpoint of a ZooModule into a safetensors folder
 
 Lightning 2.6 has no ``lightning run`` command (``fabric run`` launches Fabric scripts): ``zoo run`` fills that role.
@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--message", default=None)
 
     p = sub.add_parser("card", help="print a model card")
-    p.add_argument("repo", help="repo id, hf://org/name, or a folder")
+    p.add_argument("repo", help="repo id, hf://org/name, or a folder path (./dir, /dir)")
     p.add_argument("--revision", default=None)
 
     p = sub.add_parser("pull", help="copy a verified snapshot into a folder")
@@ -106,6 +106,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if ns.command == "hub":
         local = _local(ns.hub)
         if ns.hub_command == "ls":
+            local.check_exists()
             for repo in local.list_repos():
                 refs = local.refs(repo)
                 main = refs["branches"].get("main", "")
@@ -127,19 +128,20 @@ def _dispatch(ns: argparse.Namespace) -> int:
             print(f"{ns.repo}: tag {ns.tag} -> {commit}")
             return 0
     if ns.command in ("card", "pull"):
+        from zoo._core.files import check_model_folder, read_utf8
         from zoo.hub import snapshot_path
+        from zoo.hub.repo_id import local_folder
 
         folder = snapshot_path(ns.repo, ns.revision, hub=ns.hub)
         if ns.command == "card":
             card = folder / "README.md"
             if not card.is_file():
                 raise ZooError(f"{ns.repo} has no README.md")
-            sys.stdout.write(card.read_text())
+            sys.stdout.write(read_utf8(card, "model card"))
             return 0
-        target = Path(ns.dir)
-        if target.exists() and any(target.iterdir()):
-            raise ZooError(f"{target} exists and is not empty")
-        shutil.copytree(folder, target, dirs_exist_ok=True)
+        if local_folder(ns.repo) is not None:  # a plain folder has no manifest: check it is a model before copying
+            check_model_folder(folder)
+        target = _pull(folder, Path(ns.dir))
         print(f"{ns.repo} -> {target}")
         return 0
     if ns.command == "convert":
@@ -148,6 +150,30 @@ def _dispatch(ns: argparse.Namespace) -> int:
         print(convert_checkpoint(ns.checkpoint, ns.dir))
         return 0
     raise AssertionError(ns.command)
+
+
+def _pull(folder: Path, target: Path) -> Path:
+    """Copy ``folder`` to ``target`` atomically: into a temp folder beside it, renamed at the end, so a failure
+    leaves no half-filled ``target``. ``target`` may be an empty folder; files get the modes the umask gives."""
+    import tempfile
+
+    from zoo._core.errors import ZooError
+    from zoo._core.files import set_modes
+
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ZooError(f"{target} exists and is not empty")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        shutil.copytree(folder, partial, dirs_exist_ok=True, copy_function=shutil.copyfile)
+        set_modes(partial)
+        if target.exists():
+            target.rmdir()
+        os.rename(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:

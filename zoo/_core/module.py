@@ -112,12 +112,14 @@ class ZooModule(L.LightningModule):
 
     @classmethod
     def from_pretrained(
-        cls, repo_or_path: str | Path, revision: str | None = None, *, hub: str | None = None, map_location: str = "cpu"
+        cls, repo_or_path: str | Path, revision: str | None = None, *, hub: str | None = None, map_location: str = "cpu",
+        trust_remote_code: bool = False,
     ) -> "ZooModule":
         """Load a saved model (see ``zoo.from_pretrained``); it must be an instance of this class."""
         from zoo._core.serialization import from_pretrained
 
-        return from_pretrained(repo_or_path, revision=revision, hub=hub, map_location=map_location, expected_class=cls)
+        return from_pretrained(repo_or_path, revision=revision, hub=hub, map_location=map_location, expected_class=cls,
+                               trust_remote_code=trust_remote_code)
 
     # -- lightning hooks -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -139,6 +139,10 @@ def run_recipe(recipe: str | Path, args: list[str] | None = None) -> RunResult:
     zoo_overrides, cli_args = _split_zoo_overrides(args)
     block, config = read_recipe(recipe)
     block.update(zoo_overrides)
+    if block.get("repo_id"):  # a bad repo id or an existing tag fails now, not after the fit
+        from zoo.hub import check_push_target
+
+        check_push_target(block["repo_id"], tag=block.get("tag"), hub=block.get("hub"))
     _apply_preset(block, config)
     trainer_cfg = config.setdefault("trainer", {}) or {}
     config["trainer"] = trainer_cfg

@@ -22,7 +22,8 @@ from safetensors.torch import _remove_duplicate_names, save_file
 
 import zoo
 from zoo._core.config import config_from_dict, config_to_dict
-from zoo._core.errors import PickleRefusedError, StrictLoadError, ZooError
+from zoo._core.errors import ConfigError, PickleRefusedError, StrictLoadError, UnknownModelError, ZooError
+from zoo._core.files import check_safetensors_header, file_mode, read_json_object
 from zoo._core.registry import class_path, resolve_class
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "from_pretrained", "load_folder", "save_pretrained"]
@@ -40,6 +41,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; a saved file gets what open() would give it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -86,10 +88,12 @@ def save_pretrained(
     folder = Path(save_directory)
     folder.mkdir(parents=True, exist_ok=True)
     extras = _extra_files(module, extra_files)
-    config = {"zoo_class": class_path(type(module)), "zoo_version": zoo.__version__, **config_to_dict(module.config)}
+    fields = config_to_dict(module.config)
+    zoo_keys = {"zoo_class": class_path(type(module)), "zoo_version": zoo.__version__}
+    config = {**zoo_keys, **fields}
 
     state = {k: v.detach() for k, v in module.state_dict().items()}
-    metadata = {"format": "pt", "zoo_class": config["zoo_class"], _MANIFOLDS_KEY: json.dumps(_manifolds(module))}
+    metadata = {"format": "pt", "zoo_class": zoo_keys["zoo_class"], _MANIFOLDS_KEY: json.dumps(_manifolds(module))}
     for kept, aliases in _remove_duplicate_names(state).items():  # tied tensors are stored once
         for alias in aliases:
             metadata[alias] = kept
@@ -109,9 +113,13 @@ def save_pretrained(
 
 def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = "cpu") -> None:
     """Copy ``model.safetensors`` into ``module``; any key, shape, dtype or manifold mismatch is an error."""
-    with safe_open(str(path), framework="pt", device=str(map_location)) as f:
-        metadata = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    check_safetensors_header(path)
+    try:
+        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as error:  # safetensors' own errors name neither the file nor the fix
+        raise ZooError(f"{path} cannot be read as safetensors: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     expected = module.state_dict()
     aliases = {a: k for a, k in metadata.items() if a in expected and k in state}  # tied tensors
     for alias, kept in aliases.items():
@@ -139,8 +147,14 @@ def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = 
     module.load_state_dict(state, strict=True)
 
 
-def load_folder(folder: str | Path, map_location: str = "cpu", expected_class: type | None = None) -> Any:
-    """Rebuild the model saved in ``folder`` (see module docstring)."""
+def load_folder(
+    folder: str | Path, map_location: str = "cpu", expected_class: type | None = None, *, trust_remote_code: bool = False
+) -> Any:
+    """Rebuild the model saved in ``folder`` (see module docstring).
+
+    ``trust_remote_code=True`` lets ``zoo_class`` name a module outside the zoo's registry (it is imported, which runs
+    its code); without it such a folder is refused unless you imported that module yourself.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ZooError(f"{folder} is not a folder")
@@ -157,17 +171,22 @@ def load_folder(folder: str | Path, map_location: str = "cpu", expected_class: t
     config_path = folder / CONFIG_NAME
     if not config_path.is_file():
         raise ZooError(f"{folder} has no {CONFIG_NAME}")
-    try:
-        data = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ZooError(f"{config_path} is not valid JSON: {error}") from None
+    data = read_json_object(config_path, "model config")
     if "zoo_class" not in data:
-        raise ZooError(f"{config_path} has no 'zoo_class': it was not written by zoo's save_pretrained")
-    cls = resolve_class(data.pop("zoo_class"))
-    data.pop("zoo_version", None)
+        hint = " (it is a transformers model folder: open it with transformers)" if "model_type" in data else ""
+        raise ZooError(f"{config_path} has no 'zoo_class': it was not written by zoo's save_pretrained{hint}")
+    try:
+        cls = resolve_class(data["zoo_class"], trust_remote_code=trust_remote_code)
+    except UnknownModelError as error:
+        raise UnknownModelError(f"{config_path}: {error}") from None
     if expected_class is not None and not issubclass(cls, expected_class):
         raise ZooError(f"{folder} holds a {cls.__name__}, not a {expected_class.__name__}")
-    module = cls(config_from_dict(cls.config_class, data))
+    fields = {k: v for k, v in data.items() if k not in ("zoo_class", "zoo_version")}
+    try:
+        config = config_from_dict(cls.config_class, fields)
+    except ConfigError as error:
+        raise ConfigError(f"{config_path}: {error}") from None
+    module = cls(config)
     load_weights(module, weights, map_location)
     return module.to(map_location).eval()
 
@@ -179,24 +198,38 @@ def from_pretrained(
     hub: str | None = None,
     map_location: str = "cpu",
     expected_class: type | None = None,
+    trust_remote_code: bool = False,
 ) -> Any:
     from zoo.hub import snapshot_path
 
     folder = snapshot_path(repo_or_path, revision=revision, hub=hub)
-    return load_folder(folder, map_location=map_location, expected_class=expected_class)
+    return load_folder(folder, map_location=map_location, expected_class=expected_class, trust_remote_code=trust_remote_code)
 
 
 def convert_checkpoint(checkpoint_path: str | Path, save_directory: str | Path) -> Path:
     """Turn a Lightning ``.ckpt`` of a ZooModule into a safetensors folder.
 
-    This unpickles the checkpoint (``torch.load(weights_only=False)``): run it only on files you trust.
+    This unpickles the checkpoint (``torch.load(weights_only=False)``): run it only on files you trust. For the same
+    reason the class it names is imported wherever it lives (``trust_remote_code``).
     """
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise ZooError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "no details"
+        raise ZooError(f"{path} is not a checkpoint torch.load can read ({type(error).__name__}: {first})") from None
+    if not isinstance(checkpoint, dict):
+        raise ZooError(f"{path} holds a {type(checkpoint).__name__}, not a Lightning checkpoint (a dict with 'state_dict')")
     zoo_class = checkpoint.get("zoo_class")
     hparams = checkpoint.get("hyper_parameters", {})
-    if zoo_class is None or "config" not in hparams:
-        raise ZooError(f"{checkpoint_path} was not written by a ZooModule (no 'zoo_class' / hyper_parameters.config)")
-    cls = resolve_class(zoo_class)
-    module = cls(config_from_dict(cls.config_class, hparams["config"]))
-    module.load_state_dict(checkpoint["state_dict"], strict=True)
+    if zoo_class is None or not isinstance(hparams, dict) or "config" not in hparams or "state_dict" not in checkpoint:
+        raise ZooError(f"{path} was not written by a ZooModule (no 'zoo_class' / hyper_parameters.config / state_dict)")
+    try:
+        cls = resolve_class(zoo_class, trust_remote_code=True)
+        module = cls(config_from_dict(cls.config_class, hparams["config"]))
+        module.load_state_dict(checkpoint["state_dict"], strict=True)
+    except (ZooError, RuntimeError) as error:
+        raise ZooError(f"{path}: {str(error).strip().splitlines()[0]}") from None
     return save_pretrained(module, save_directory, training={"converted_from": str(checkpoint_path)})
