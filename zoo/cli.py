@@ -9,6 +9,7 @@
     zoo card REPO [--revision REV]       print a model card
     zoo pull REPO DIR [--revision REV]   copy a verified snapshot into DIR (atomically; a folder must be a path: ./x, /x)
     zoo convert CKPT DIR                 turn a trusted Lightning checkpoint of a ZooModule into a safetensors folder
+    zoo reproduce REPO[@REV]             re-run the recipe a pushed commit records into a scratch hub, compare metrics
 
 Lightning 2.6 has no ``lightning run`` command (``fabric run`` launches Fabric scripts): ``zoo run`` fills that role.
 Errors are printed as one line; set ZOO_TRACEBACK=1 to see the traceback.
@@ -29,6 +30,15 @@ RUN_HELP = """Run a recipe: LightningCLI `fit`, then the recipe's evaluation, th
 Arguments after RECIPE go to LightningCLI (e.g. --trainer.devices 2 --trainer.strategy ddp
 --model.init_args.config.hidden 16); `zoo run RECIPE --help` shows them all. --zoo.KEY VALUE edits the
 recipe's zoo: block (preset, evaluation, repo_id, tag, commit_message, hub, dataset, load_back)."""
+
+
+REPRODUCE_HELP = """Re-run the recipe a commit pushed by `zoo run` records (recipe, sha256, exact arguments, in its
+zoo_run.json) into a scratch hub, then print the card's metrics and the new ones side by side.
+
+Exits non-zero, naming the metric, when a metric differs by more than its tolerance
+(|pushed - new| <= max(rtol * max(|pushed|, |new|), atol)), and before running anything when the recipe file
+changed since the push (unless --allow-changed-recipe). Metrics named *seconds are wall-clock times: shown, not
+compared, unless --tolerance names them. Run it from the folder the push ran in (recipe paths are relative)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert a trusted Lightning .ckpt of a ZooModule to safetensors")
     p.add_argument("checkpoint")
     p.add_argument("dir")
+
+    from zoo.hub.reproduce import ATOL, RTOL
+
+    p = sub.add_parser("reproduce", help="re-run the recipe a pushed commit records and compare the card's metrics",
+                       description=REPRODUCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", metavar="REPO[@REV]", help="org/name or hf://org/name, optionally @branch, @tag or @commit")
+    p.add_argument("--rtol", type=float, default=RTOL, help=f"relative tolerance of every metric (default {RTOL:g})")
+    p.add_argument("--atol", type=float, default=ATOL, help=f"absolute floor under which a difference passes (default {ATOL:g})")
+    p.add_argument("--tolerance", action="append", default=[], metavar="METRIC=REL",
+                   help="relative tolerance of one metric (repeatable); also makes a *seconds metric compared")
+    p.add_argument("--allow-changed-recipe", action="store_true", help="re-run even if the recipe file changed since the push")
+    p.add_argument("--recipe", default=None, help="the recipe's path now, if it moved since the push")
     return parser
 
 
@@ -143,6 +165,19 @@ def _dispatch(ns: argparse.Namespace) -> int:
             check_model_folder(folder)
         target = _pull(folder, Path(ns.dir))
         print(f"{ns.repo} -> {target}")
+        return 0
+    if ns.command == "reproduce":
+        from zoo.hub.reproduce import ReproduceError, parse_tolerances, reproduce
+
+        report = reproduce(ns.target, hub=ns.hub, rtol=ns.rtol, atol=ns.atol, tolerances=parse_tolerances(ns.tolerance),
+                           allow_changed_recipe=ns.allow_changed_recipe, recipe=ns.recipe)
+        changed = " (CHANGED since the push: --allow-changed-recipe)" if report.recipe_changed else ", unchanged since the push"
+        print(f"{ns.target} = commit {report.commit_id}; recipe {report.recipe}{changed}")
+        print(report.table())
+        if not report.ok:
+            bad = ", ".join(f"{c.name} (pushed {c.pushed!r}, re-run {c.new!r})" for c in report.mismatches)
+            raise ReproduceError(f"{len(report.mismatches)} metric(s) did not reproduce: {bad}")
+        print(f"zoo reproduce: all {sum(c.rtol is not None for c in report.checks)} compared metrics reproduce")
         return 0
     if ns.command == "convert":
         from zoo._core.serialization import convert_checkpoint
