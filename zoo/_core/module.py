@@ -37,6 +37,9 @@ class ZooModule(L.LightningModule):
     config_class: ClassVar[type | None] = None
     card_template: ClassVar[str] = "_base"  # name of the card template in hub_cards/
     card_metadata: ClassVar[dict[str, Any]] = {}  # extra front matter (license, tags, datasets, arxiv ...)
+    # Attribute holding a wrapped transformers model (e.g. "lm"): the saved folder then also opens with
+    # transformers' AutoModel*.from_pretrained (its config.json and weight names, see zoo._core.serialization).
+    transformers_submodule: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -6,6 +6,15 @@ Loading rebuilds the class named by ``zoo_class`` from the config and copies the
 shape and dtype checked: anything missing, unexpected or different is a ``StrictLoadError`` naming the keys.
 geoopt ``ManifoldParameter``s keep their manifold because the rebuilt module makes them again from the
 config; the file records each one's manifold and loading checks the rebuilt module agrees.
+
+A module that wraps a transformers model names the attribute in ``transformers_submodule`` (e.g. ``"lm"``). Its
+folder is then also a transformers model folder: ``config.json`` holds the wrapped model's config (``model_type``,
+``architectures`` and the rest) with the zoo's keys beside it (``zoo_class``, ``zoo_version`` and the zoo config
+under ``zoo_config``, so no zoo field can shadow a transformers one), and the weights are stored under the wrapped
+model's own names (``model.layers.0...`` rather than ``lm.model.layers.0...``), so that
+``transformers.AutoModelForCausalLM.from_pretrained(folder)`` opens it unmodified. The safetensors metadata key
+``zoo_transformers_submodule`` marks that layout; folders written before it (zoo fields at the top level, full
+names) load as they always did.
 """
 
 from __future__ import annotations
@@ -33,6 +42,11 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _MANIFOLDS_KEY = "zoo_manifolds"
+_SUBMODULE_KEY = "zoo_transformers_submodule"  # safetensors metadata: names are relative to this attribute
+ZOO_CONFIG_KEY = "zoo_config"  # config.json of a transformers-layout folder: the zoo config's fields
+# Keys of a transformers config that say how or where it was written rather than what the model is.
+_VOLATILE_TRANSFORMERS_KEYS = {"transformers_version", "architectures", "dtype", "torch_dtype", "_name_or_path",
+                               "_commit_hash", "_attn_implementation_autoset"}
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -90,10 +104,17 @@ def save_pretrained(
     extras = _extra_files(module, extra_files)
     fields = config_to_dict(module.config)
     zoo_keys = {"zoo_class": class_path(type(module)), "zoo_version": zoo.__version__}
-    config = {**zoo_keys, **fields}
+    wrapped_name = transformers_submodule(module)
+    if wrapped_name is None:
+        config = {**zoo_keys, **fields}
+    else:
+        config = {**_transformers_config(module, wrapped_name), **zoo_keys, ZOO_CONFIG_KEY: fields}
 
-    state = {k: v.detach() for k, v in module.state_dict().items()}
+    names = _file_names(module)
+    state = {names[k]: v.detach() for k, v in module.state_dict().items()}
     metadata = {"format": "pt", "zoo_class": zoo_keys["zoo_class"], _MANIFOLDS_KEY: json.dumps(_manifolds(module))}
+    if wrapped_name is not None:
+        metadata[_SUBMODULE_KEY] = wrapped_name
     for kept, aliases in _remove_duplicate_names(state).items():  # tied tensors are stored once
         for alias in aliases:
             metadata[alias] = kept
@@ -106,9 +127,52 @@ def save_pretrained(
     for name, path in extras.items():
         if path.resolve() != (folder / name).resolve():
             _atomic_write(folder / name, lambda tmp, src=path: shutil.copyfile(src, tmp))
-    card = render_card(module, config=config, metrics=metrics, training=training, repo_id=repo_id, files=sorted(extras))
+    card = render_card(module, config={**zoo_keys, **fields}, metrics=metrics, training=training, repo_id=repo_id, files=sorted(extras))
     _atomic_write(folder / CARD_NAME, lambda tmp: Path(tmp).write_text(card))
     return folder
+
+
+def transformers_submodule(module: Any) -> str | None:
+    """The attribute of ``module`` that holds a wrapped transformers model (class attribute
+    ``transformers_submodule``), or ``None``; a name that holds no transformers ``PreTrainedModel`` is an error."""
+    name = getattr(type(module), "transformers_submodule", None)
+    if name is None:
+        return None
+    wrapped = getattr(module, name, None)
+    if not (isinstance(wrapped, torch.nn.Module) and hasattr(wrapped, "config") and hasattr(wrapped.config, "to_dict")
+            and getattr(wrapped.config, "model_type", None)):
+        raise ZooError(f"{type(module).__name__}.transformers_submodule = {name!r}, but module.{name} is not a transformers model")
+    return name
+
+
+def _transformers_config(module: Any, name: str) -> dict[str, Any]:
+    """What transformers' own ``save_pretrained`` would write as ``config.json`` for ``module.<name>``."""
+    wrapped = getattr(module, name)
+    config = json.loads(wrapped.config.to_json_string(use_diff=False))
+    config["architectures"] = [type(wrapped).__name__]
+    clashes = sorted(k for k in config if k.startswith("zoo_"))
+    if clashes:
+        raise ZooError(f"the transformers config of {type(module).__name__}.{name} has keys {clashes} that the zoo reserves")
+    return config
+
+
+def _file_names(module: Any, wrapped_name: str | None | bool = True) -> dict[str, str]:
+    """``{state_dict key: name in model.safetensors}``: the wrapped transformers model's keys lose their prefix.
+
+    ``wrapped_name=True`` reads the class attribute; ``None`` means full names (folders written before the hook).
+    """
+    if wrapped_name is True:
+        wrapped_name = transformers_submodule(module)
+    keys = list(module.state_dict())
+    if not wrapped_name:
+        return {k: k for k in keys}
+    prefix = wrapped_name + "."
+    names = {k: k[len(prefix):] if k.startswith(prefix) else k for k in keys}
+    owner: dict[str, str] = {}
+    clashes = [f"{owner[v]} / {k}" for k, v in names.items() if owner.setdefault(v, k) != k]
+    if clashes:
+        raise ZooError(f"{type(module).__name__}: weights outside .{wrapped_name} clash with its names once the prefix is dropped: {clashes}")
+    return names
 
 
 def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = "cpu") -> None:
@@ -120,7 +184,13 @@ def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = 
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as error:  # safetensors' own errors name neither the file nor the fix
         raise ZooError(f"{path} cannot be read as safetensors: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
-    expected = module.state_dict()
+    wrapped_name = metadata.get(_SUBMODULE_KEY)
+    if wrapped_name is not None and wrapped_name != getattr(type(module), "transformers_submodule", None):
+        raise StrictLoadError(f"{path} stores the weights of .{wrapped_name} under transformers names, "
+                              f"but {type(module).__name__} wraps no transformers model there")
+    names = _file_names(module, wrapped_name)  # state_dict key -> file name
+    module_state = module.state_dict()
+    expected = {names[k]: v for k, v in module_state.items()}
     aliases = {a: k for a, k in metadata.items() if a in expected and k in state}  # tied tensors
     for alias, kept in aliases.items():
         state[alias] = state[kept]
@@ -144,7 +214,7 @@ def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = 
             problems.append(f"manifold parameters differ: file {saved}, model {built}")
     if problems:
         raise StrictLoadError(f"{path} does not match {type(module).__name__}: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict({k: state[names[k]] for k in module_state}, strict=True)
 
 
 def load_folder(
@@ -181,14 +251,35 @@ def load_folder(
         raise UnknownModelError(f"{config_path}: {error}") from None
     if expected_class is not None and not issubclass(cls, expected_class):
         raise ZooError(f"{folder} holds a {cls.__name__}, not a {expected_class.__name__}")
-    fields = {k: v for k, v in data.items() if k not in ("zoo_class", "zoo_version")}
+    if ZOO_CONFIG_KEY in data:  # a transformers-layout folder: the zoo's fields are nested
+        fields = data[ZOO_CONFIG_KEY]
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{config_path}: field {ZOO_CONFIG_KEY!r} must be an object, got {type(fields).__name__}")
+    else:
+        fields = {k: v for k, v in data.items() if k not in ("zoo_class", "zoo_version")}
     try:
         config = config_from_dict(cls.config_class, fields)
     except ConfigError as error:
         raise ConfigError(f"{config_path}: {error}") from None
     module = cls(config)
+    if ZOO_CONFIG_KEY in data:
+        _check_transformers_config(module, data, config_path)
     load_weights(module, weights, map_location)
     return module.to(map_location).eval()
+
+
+def _check_transformers_config(module: Any, data: Mapping[str, Any], config_path: Path) -> None:
+    """The transformers fields of ``config.json`` must describe the model the zoo config builds, so that transformers
+    and the zoo open the same architecture from one folder."""
+    name = transformers_submodule(module)
+    if name is None:
+        raise ConfigError(f"{config_path} has the transformers layout, but {type(module).__name__} wraps no transformers model")
+    built = _transformers_config(module, name)
+    differ = sorted(k for k in set(built) & set(data) - _VOLATILE_TRANSFORMERS_KEYS if built[k] != data[k])
+    if differ:
+        k = differ[0]
+        raise ConfigError(f"{config_path}: transformers field {k!r} is {data[k]!r} but the zoo config builds {built[k]!r} "
+                          f"({len(differ)} field(s) differ: {differ})")
 
 
 def from_pretrained(
