@@ -55,7 +55,16 @@ _HEX_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
 _CHUNK = 1 << 22
 _COMMIT_FIELDS = ("id", "parent", "message", "time", "branch", "tree", "tree_hash")
 STAGING_LEASE_S = 24 * 3600.0  # a lock-less staging folder (from an older zoo) older than this is stale
+_YOUNG_LOCK_S = 60.0  # a staging lock file without its folder is left alone this long after its last change
 _LIVE_STAGING: dict[str, object] = {}  # staging folder -> the FileLock this process holds on it
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` last changed (0 if it vanished meanwhile)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def default_hub_root() -> Path:
@@ -176,7 +185,7 @@ class LocalHub:
         self.clean_staging(repo_id)
         name = uuid.uuid4().hex
         lock = FileLock(str(root / f"{name}.lock"), mode=file_mode())
-        lock.acquire(timeout=0)  # taken before the folder exists: a cleaner never sees it unlocked
+        lock.acquire(timeout=10)  # taken before the folder exists: a cleaner never sees the folder unlocked
         staging = root / name
         staging.mkdir()
         _LIVE_STAGING[str(staging)] = lock
@@ -207,6 +216,8 @@ class LocalHub:
                 folder = entry.with_name(entry.name[: -len(".lock")])
                 if str(folder) in _LIVE_STAGING:
                     continue  # ours, in use
+                if not folder.exists() and _age(entry) < _YOUNG_LOCK_S:
+                    continue  # a push may be between taking its lock and making its folder: do not even touch it
                 lock = FileLock(str(entry), mode=file_mode())
                 try:
                     lock.acquire(timeout=0)
@@ -222,11 +233,7 @@ class LocalHub:
                 finally:
                     lock.release()
             elif entry.is_dir() and not Path(f"{entry}.lock").exists():
-                try:
-                    age = time.time() - entry.stat().st_mtime
-                except FileNotFoundError:
-                    continue
-                if age > STAGING_LEASE_S:  # left by a zoo that did not lock its staging folders
+                if _age(entry) > STAGING_LEASE_S:  # left by a zoo that did not lock its staging folders
                     shutil.rmtree(entry, ignore_errors=True)
                     removed.append(entry.name)
         return removed
