@@ -21,9 +21,25 @@ from zoo._core.errors import ConfigError, ZooError
 from zoo.adaskip.byte_llama import ByteLlamaModule
 from zoo.hub import LocalHub
 
-from tests.hub.test_remote import server  # noqa: F401  (the loopback Hugging Face test server fixture)
+from tests.hub.hf_server import HFTestServer
 
 OLD_LAYOUT = Path(__file__).parent / "data" / "byte_llama_old_layout"
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """The loopback Hugging Face test server, with HF_ENDPOINT pointing at it (as tests/hub/test_remote.py does)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_TOKEN", "fake-token")
+    with HFTestServer() as srv:
+        monkeypatch.setenv("HF_ENDPOINT", srv.endpoint)
+        yield srv
+    assert not srv.errors, srv.errors[0]
 
 
 def _trained_looking_model() -> ByteLlamaModule:
@@ -75,7 +91,7 @@ def test_local_snapshot_opens_with_unmodified_automodel(isolated_hub):
     _same_logits(loaded, hf_model)
 
 
-def test_snapshot_through_hf_endpoint_opens_with_automodel(server, tmp_path):  # noqa: F811
+def test_snapshot_through_hf_endpoint_opens_with_automodel(server, tmp_path):
     from huggingface_hub import snapshot_download
 
     model = _trained_looking_model()
