@@ -43,7 +43,8 @@ def test_zoo_run_then_hub_commands(tmp_path, isolated_hub, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["card", "../etc/passwd"], "zoo: error: invalid repo id '../etc/passwd'"),
+        (["card", "acme/../../etc/passwd"], "zoo: error: invalid repo id 'acme/../../etc/passwd'"),
+        (["card", "../etc/passwd"], "zoo: error: ../etc/passwd is not a folder"),  # an explicit path: a folder or nothing
         (["pull", "acme/none", "out"], "zoo: error: repo 'acme/none' is not in the hub"),
         (["hub", "tag", "acme/none", "main", "v1"], "zoo: error: repo 'acme/none' is not in the hub"),
         (["run", "recipes/none.yaml"], "zoo: error: recipe recipes/none.yaml does not exist"),

@@ -27,21 +27,29 @@ __all__ = [
 ]
 
 
-def from_pretrained(repo_or_path: str, revision: str | None = None, *, hub: str | None = None, map_location: str = "cpu"):
+def from_pretrained(
+    repo_or_path, revision: str | None = None, *, hub: str | None = None, map_location: str = "cpu",
+    trust_remote_code: bool = False,
+):
     """Load a model saved by ``save_pretrained`` or pushed to a hub; the class comes from ``config.json``.
 
     Args:
-        repo_or_path: a folder, a local-hub repo id ``org/name``, or ``hf://org/name`` for the Hugging Face Hub.
+        repo_or_path: a local-hub repo id ``org/name``, ``hf://org/name`` for the Hugging Face Hub, or a folder given
+            as a ``pathlib.Path`` or as an explicit path (``/abs``, ``./rel``, ``../rel``, ``~/...``); a bare
+            ``org/name`` is always a repo id, even where a folder of that name exists.
         revision: ``"main"`` (default), a tag, or a commit id (full, or a unique prefix of 7+ hex digits).
         hub: local hub folder (default ``$ZOO_HUB`` or ``~/.cache/zoo/hub``), or ``"hf"``.
         map_location: device the weights are loaded onto.
+        trust_remote_code: let ``config.json`` name a class whose module is outside the zoo's registry; that module
+            is imported, which runs its code. Without it, such a class loads only if you imported its module yourself.
 
     Returns:
         The rebuilt ``ZooModule`` subclass, weights loaded strictly, in eval mode.
     """
     from zoo._core.serialization import from_pretrained as _from_pretrained
 
-    return _from_pretrained(repo_or_path, revision=revision, hub=hub, map_location=map_location)
+    return _from_pretrained(repo_or_path, revision=revision, hub=hub, map_location=map_location,
+                            trust_remote_code=trust_remote_code)
 
 
 def __getattr__(name: str):

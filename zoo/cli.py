@@ -7,8 +7,9 @@
     zoo hub log REPO                     commits of a repo, newest first
     zoo hub tag REPO REV TAG             name a commit with an immutable tag
     zoo card REPO [--revision REV]       print a model card
-    zoo pull REPO DIR [--revision REV]   copy a verified snapshot into DIR
+    zoo pull REPO DIR [--revision REV]   copy a verified snapshot into DIR (atomically; a folder must be a path: ./x, /x)
     zoo convert CKPT DIR                 turn a trusted Lightning checkpoint of a ZooModule into a safetensors folder
+    zoo reproduce REPO[@REV]             re-run the recipe a pushed commit records into a scratch hub, compare metrics
 
 Lightning 2.6 has no ``lightning run`` command (``fabric run`` launches Fabric scripts): ``zoo run`` fills that role.
 Errors are printed as one line; set ZOO_TRACEBACK=1 to see the traceback.
@@ -29,6 +30,15 @@ RUN_HELP = """Run a recipe: LightningCLI `fit`, then the recipe's evaluation, th
 Arguments after RECIPE go to LightningCLI (e.g. --trainer.devices 2 --trainer.strategy ddp
 --model.init_args.config.hidden 16); `zoo run RECIPE --help` shows them all. --zoo.KEY VALUE edits the
 recipe's zoo: block (preset, evaluation, repo_id, tag, commit_message, hub, dataset, load_back)."""
+
+
+REPRODUCE_HELP = """Re-run the recipe a commit pushed by `zoo run` records (recipe, sha256, exact arguments, in its
+zoo_run.json) into a scratch hub, then print the card's metrics and the new ones side by side.
+
+Exits non-zero, naming the metric, when a metric differs by more than its tolerance
+(|pushed - new| <= max(rtol * max(|pushed|, |new|), atol)), and before running anything when the recipe file
+changed since the push (unless --allow-changed-recipe). Metrics named *seconds are wall-clock times: shown, not
+compared, unless --tolerance names them. Run it from the folder the push ran in (recipe paths are relative)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--message", default=None)
 
     p = sub.add_parser("card", help="print a model card")
-    p.add_argument("repo", help="repo id, hf://org/name, or a folder")
+    p.add_argument("repo", help="repo id, hf://org/name, or a folder path (./dir, /dir)")
     p.add_argument("--revision", default=None)
 
     p = sub.add_parser("pull", help="copy a verified snapshot into a folder")
@@ -73,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert a trusted Lightning .ckpt of a ZooModule to safetensors")
     p.add_argument("checkpoint")
     p.add_argument("dir")
+
+    from zoo.hub.reproduce import ATOL, RTOL
+
+    p = sub.add_parser("reproduce", help="re-run the recipe a pushed commit records and compare the card's metrics",
+                       description=REPRODUCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", metavar="REPO[@REV]", help="org/name or hf://org/name, optionally @branch, @tag or @commit")
+    p.add_argument("--rtol", type=float, default=RTOL, help=f"relative tolerance of every metric (default {RTOL:g})")
+    p.add_argument("--atol", type=float, default=ATOL, help=f"absolute floor under which a difference passes (default {ATOL:g})")
+    p.add_argument("--tolerance", action="append", default=[], metavar="METRIC=REL",
+                   help="relative tolerance of one metric (repeatable); also makes a *seconds metric compared")
+    p.add_argument("--allow-changed-recipe", action="store_true", help="re-run even if the recipe file changed since the push")
+    p.add_argument("--recipe", default=None, help="the recipe's path now, if it moved since the push")
     return parser
 
 
@@ -106,6 +128,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if ns.command == "hub":
         local = _local(ns.hub)
         if ns.hub_command == "ls":
+            local.check_exists()
             for repo in local.list_repos():
                 refs = local.refs(repo)
                 main = refs["branches"].get("main", "")
@@ -127,20 +150,34 @@ def _dispatch(ns: argparse.Namespace) -> int:
             print(f"{ns.repo}: tag {ns.tag} -> {commit}")
             return 0
     if ns.command in ("card", "pull"):
+        from zoo._core.files import check_model_folder, read_utf8
         from zoo.hub import snapshot_path
+        from zoo.hub.repo_id import local_folder
 
         folder = snapshot_path(ns.repo, ns.revision, hub=ns.hub)
         if ns.command == "card":
             card = folder / "README.md"
             if not card.is_file():
                 raise ZooError(f"{ns.repo} has no README.md")
-            sys.stdout.write(card.read_text())
+            sys.stdout.write(read_utf8(card, "model card"))
             return 0
-        target = Path(ns.dir)
-        if target.exists() and any(target.iterdir()):
-            raise ZooError(f"{target} exists and is not empty")
-        shutil.copytree(folder, target, dirs_exist_ok=True)
+        if local_folder(ns.repo) is not None:  # a plain folder has no manifest: check it is a model before copying
+            check_model_folder(folder)
+        target = _pull(folder, Path(ns.dir))
         print(f"{ns.repo} -> {target}")
+        return 0
+    if ns.command == "reproduce":
+        from zoo.hub.reproduce import ReproduceError, parse_tolerances, reproduce
+
+        report = reproduce(ns.target, hub=ns.hub, rtol=ns.rtol, atol=ns.atol, tolerances=parse_tolerances(ns.tolerance),
+                           allow_changed_recipe=ns.allow_changed_recipe, recipe=ns.recipe)
+        changed = " (CHANGED since the push: --allow-changed-recipe)" if report.recipe_changed else ", unchanged since the push"
+        print(f"{ns.target} = commit {report.commit_id}; recipe {report.recipe}{changed}")
+        print(report.table())
+        if not report.ok:
+            bad = ", ".join(f"{c.name} (pushed {c.pushed!r}, re-run {c.new!r})" for c in report.mismatches)
+            raise ReproduceError(f"{len(report.mismatches)} metric(s) did not reproduce: {bad}")
+        print(f"zoo reproduce: all {sum(c.rtol is not None for c in report.checks)} compared metrics reproduce")
         return 0
     if ns.command == "convert":
         from zoo._core.serialization import convert_checkpoint
@@ -148,6 +185,30 @@ def _dispatch(ns: argparse.Namespace) -> int:
         print(convert_checkpoint(ns.checkpoint, ns.dir))
         return 0
     raise AssertionError(ns.command)
+
+
+def _pull(folder: Path, target: Path) -> Path:
+    """Copy ``folder`` to ``target`` atomically: into a temp folder beside it, renamed at the end, so a failure
+    leaves no half-filled ``target``. ``target`` may be an empty folder; files get the modes the umask gives."""
+    import tempfile
+
+    from zoo._core.errors import ZooError
+    from zoo._core.files import set_modes
+
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ZooError(f"{target} exists and is not empty")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        shutil.copytree(folder, partial, dirs_exist_ok=True, copy_function=shutil.copyfile)
+        set_modes(partial)
+        if target.exists():
+            target.rmdir()
+        os.rename(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:

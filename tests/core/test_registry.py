@@ -57,3 +57,14 @@ def test_module_needs_config_class_and_right_config_type():
     with pytest.raises(TypeError, match="SmokeConfig"):
         SmokeRegressor(Other())
     assert SmokeRegressor({"hidden": 3}).config.hidden == 3  # dicts (from hparams) are accepted
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_preset_round_trips_through_strictly_typed_json(name):
+    import json
+
+    from zoo._core.config import config_from_dict, config_to_dict
+    from zoo._core.registry import preset_config
+
+    config = preset_config(name)
+    assert config_from_dict(type(config), json.loads(json.dumps(config_to_dict(config)))) == config

@@ -72,3 +72,4 @@ def test_four_writers_race(tmp_path, isolated_hub):
     assert sorted(c.commit_id for c in history) == pushed and len(pushed) == 4 * n
     for info in history:
         hub.verify("acme/race", info.commit_id)
+    assert list((isolated_hub / "acme" / "race" / ".staging").iterdir()) == []  # no folder or lock file left behind

@@ -186,3 +186,4 @@ def test_two_processes_pushing_at_once_both_land(tmp_path, isolated_hub):
     for info in history:
         hub.verify("acme/race", info.commit_id)  # every snapshot is whole
     assert {c.message for c in history} == {f"{w}{i}" for w in 'ab' for i in range(n)}
+    assert list((isolated_hub / "acme" / "race" / ".staging").iterdir()) == []  # no folder or lock file left behind

@@ -37,6 +37,9 @@ class ZooModule(L.LightningModule):
     config_class: ClassVar[type | None] = None
     card_template: ClassVar[str] = "_base"  # name of the card template in hub_cards/
     card_metadata: ClassVar[dict[str, Any]] = {}  # extra front matter (license, tags, datasets, arxiv ...)
+    # Attribute holding a wrapped transformers model (e.g. "lm"): the saved folder then also opens with
+    # transformers' AutoModel*.from_pretrained (its config.json and weight names, see zoo._core.serialization).
+    transformers_submodule: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -112,12 +115,14 @@ class ZooModule(L.LightningModule):
 
     @classmethod
     def from_pretrained(
-        cls, repo_or_path: str | Path, revision: str | None = None, *, hub: str | None = None, map_location: str = "cpu"
+        cls, repo_or_path: str | Path, revision: str | None = None, *, hub: str | None = None, map_location: str = "cpu",
+        trust_remote_code: bool = False,
     ) -> "ZooModule":
         """Load a saved model (see ``zoo.from_pretrained``); it must be an instance of this class."""
         from zoo._core.serialization import from_pretrained
 
-        return from_pretrained(repo_or_path, revision=revision, hub=hub, map_location=map_location, expected_class=cls)
+        return from_pretrained(repo_or_path, revision=revision, hub=hub, map_location=map_location, expected_class=cls,
+                               trust_remote_code=trust_remote_code)
 
     # -- lightning hooks -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

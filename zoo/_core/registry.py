@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import fnmatch
 import importlib
+import sys
 from typing import Any, Callable
 
 from zoo._core.errors import ConfigError, UnknownModelError
@@ -99,13 +100,36 @@ def model_class_for_config(config: Any) -> type:
     return matches[0]
 
 
-def resolve_class(path: str) -> type:
-    """The ZooModule subclass named by ``"module:QualName"`` (as written in ``config.json``)."""
+def _registry_knows(module_name: str) -> bool:
+    """Whether ``module_name`` lies in the package of a method the static table lists (``zoo.exfm.module`` for
+    ``zoo.exfm.config``): the only modules a ``config.json`` may make the zoo import on its own."""
+    for listed in set(MODEL_TABLE.values()):
+        package = ".".join(listed.split(".")[:2])
+        if module_name == package or module_name.startswith(package + "."):
+            return True
+    return False
+
+
+def resolve_class(path: Any, *, trust_remote_code: bool = False) -> type:
+    """The ZooModule subclass named by ``"module:QualName"`` (as written in ``config.json``).
+
+    A class already registered (its module imported, by the zoo or by you) is returned at once. Otherwise its module
+    is imported only if it belongs to a method of the static table (``model_table.MODEL_TABLE``): a ``config.json``
+    cannot make the zoo run code from any other module unless ``trust_remote_code=True``.
+    """
+    if not isinstance(path, str):
+        shown = "null" if path is None else f"{type(path).__name__} {path!r}"
+        raise UnknownModelError(f"field 'zoo_class' must be a string 'package.module:ClassName', got {shown}")
     if path in _CLASSES:
         return _CLASSES[path]
     module_name, _, qualname = path.partition(":")
     if not module_name or not qualname:
         raise UnknownModelError(f"zoo_class {path!r} is not of the form 'package.module:ClassName'")
+    if not trust_remote_code and module_name not in sys.modules and not _registry_knows(module_name):
+        raise UnknownModelError(
+            f"zoo_class {path!r}: module {module_name!r} is not one the zoo's registry knows, so it was not imported; "
+            "import it yourself first if you trust it, or pass trust_remote_code=True"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import shlex
 import sys
 import tempfile
@@ -139,6 +140,10 @@ def run_recipe(recipe: str | Path, args: list[str] | None = None) -> RunResult:
     zoo_overrides, cli_args = _split_zoo_overrides(args)
     block, config = read_recipe(recipe)
     block.update(zoo_overrides)
+    if block.get("repo_id"):  # a bad repo id or an existing tag fails now, not after the fit
+        from zoo.hub import check_push_target
+
+        check_push_target(block["repo_id"], tag=block.get("tag"), hub=block.get("hub"))
     _apply_preset(block, config)
     trainer_cfg = config.setdefault("trainer", {}) or {}
     config["trainer"] = trainer_cfg
@@ -179,10 +184,16 @@ def run_recipe(recipe: str | Path, args: list[str] | None = None) -> RunResult:
             "torch_version": torch.__version__,
         }
         training = {k: v for k, v in training.items() if v is not None}
-        commit_id = module.push_to_hub(
-            repo_id, commit_message=block.get("commit_message") or f"zoo run {recipe}", tag=block.get("tag"),
-            metrics=metrics, training=training, hub=block.get("hub"),
-        )
+        from zoo.hub.reproduce import RUN_RECORD, run_record
+
+        record = run_record(recipe, args, training)  # what `zoo reproduce` re-runs: the recipe, its sha256, the arguments
+        training["recipe_sha256"] = record["recipe_sha256"]
+        with tempfile.TemporaryDirectory(prefix="zoo-run-") as record_dir:
+            (Path(record_dir) / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+            commit_id = module.push_to_hub(
+                repo_id, commit_message=block.get("commit_message") or f"zoo run {recipe}", tag=block.get("tag"),
+                metrics=metrics, training=training, hub=block.get("hub"), extra_files={RUN_RECORD: Path(record_dir) / RUN_RECORD},
+            )
         if block.get("load_back", True):
             loaded = zoo.from_pretrained(repo_id, revision=commit_id, hub=block.get("hub"))
             ours = {k: v.detach().cpu() for k, v in module.state_dict().items()}

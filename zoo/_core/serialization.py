@@ -6,6 +6,15 @@ Loading rebuilds the class named by ``zoo_class`` from the config and copies the
 shape and dtype checked: anything missing, unexpected or different is a ``StrictLoadError`` naming the keys.
 geoopt ``ManifoldParameter``s keep their manifold because the rebuilt module makes them again from the
 config; the file records each one's manifold and loading checks the rebuilt module agrees.
+
+A module that wraps a transformers model names the attribute in ``transformers_submodule`` (e.g. ``"lm"``). Its
+folder is then also a transformers model folder: ``config.json`` holds the wrapped model's config (``model_type``,
+``architectures`` and the rest) with the zoo's keys beside it (``zoo_class``, ``zoo_version`` and the zoo config
+under ``zoo_config``, so no zoo field can shadow a transformers one), and the weights are stored under the wrapped
+model's own names (``model.layers.0...`` rather than ``lm.model.layers.0...``), so that
+``transformers.AutoModelForCausalLM.from_pretrained(folder)`` opens it unmodified. The safetensors metadata key
+``zoo_transformers_submodule`` marks that layout; folders written before it (zoo fields at the top level, full
+names) load as they always did.
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ from safetensors.torch import _remove_duplicate_names, save_file
 
 import zoo
 from zoo._core.config import config_from_dict, config_to_dict
-from zoo._core.errors import PickleRefusedError, StrictLoadError, ZooError
+from zoo._core.errors import ConfigError, PickleRefusedError, StrictLoadError, UnknownModelError, ZooError
+from zoo._core.files import check_safetensors_header, file_mode, read_json_object
 from zoo._core.registry import class_path, resolve_class
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "from_pretrained", "load_folder", "save_pretrained"]
@@ -32,6 +42,11 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _MANIFOLDS_KEY = "zoo_manifolds"
+_SUBMODULE_KEY = "zoo_transformers_submodule"  # safetensors metadata: names are relative to this attribute
+ZOO_CONFIG_KEY = "zoo_config"  # config.json of a transformers-layout folder: the zoo config's fields
+# Keys of a transformers config that say how or where it was written rather than what the model is.
+_VOLATILE_TRANSFORMERS_KEYS = {"transformers_version", "architectures", "dtype", "torch_dtype", "_name_or_path",
+                               "_commit_hash", "_attn_implementation_autoset"}
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -40,6 +55,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; a saved file gets what open() would give it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -86,10 +102,19 @@ def save_pretrained(
     folder = Path(save_directory)
     folder.mkdir(parents=True, exist_ok=True)
     extras = _extra_files(module, extra_files)
-    config = {"zoo_class": class_path(type(module)), "zoo_version": zoo.__version__, **config_to_dict(module.config)}
+    fields = config_to_dict(module.config)
+    zoo_keys = {"zoo_class": class_path(type(module)), "zoo_version": zoo.__version__}
+    wrapped_name = transformers_submodule(module)
+    if wrapped_name is None:
+        config = {**zoo_keys, **fields}
+    else:
+        config = {**_transformers_config(module, wrapped_name), **zoo_keys, ZOO_CONFIG_KEY: fields}
 
-    state = {k: v.detach() for k, v in module.state_dict().items()}
-    metadata = {"format": "pt", "zoo_class": config["zoo_class"], _MANIFOLDS_KEY: json.dumps(_manifolds(module))}
+    names = _file_names(module)
+    state = {names[k]: v.detach() for k, v in module.state_dict().items()}
+    metadata = {"format": "pt", "zoo_class": zoo_keys["zoo_class"], _MANIFOLDS_KEY: json.dumps(_manifolds(module))}
+    if wrapped_name is not None:
+        metadata[_SUBMODULE_KEY] = wrapped_name
     for kept, aliases in _remove_duplicate_names(state).items():  # tied tensors are stored once
         for alias in aliases:
             metadata[alias] = kept
@@ -102,17 +127,70 @@ def save_pretrained(
     for name, path in extras.items():
         if path.resolve() != (folder / name).resolve():
             _atomic_write(folder / name, lambda tmp, src=path: shutil.copyfile(src, tmp))
-    card = render_card(module, config=config, metrics=metrics, training=training, repo_id=repo_id, files=sorted(extras))
+    card = render_card(module, config={**zoo_keys, **fields}, metrics=metrics, training=training, repo_id=repo_id, files=sorted(extras))
     _atomic_write(folder / CARD_NAME, lambda tmp: Path(tmp).write_text(card))
     return folder
 
 
+def transformers_submodule(module: Any) -> str | None:
+    """The attribute of ``module`` that holds a wrapped transformers model (class attribute
+    ``transformers_submodule``), or ``None``; a name that holds no transformers ``PreTrainedModel`` is an error."""
+    name = getattr(type(module), "transformers_submodule", None)
+    if name is None:
+        return None
+    wrapped = getattr(module, name, None)
+    if not (isinstance(wrapped, torch.nn.Module) and hasattr(wrapped, "config") and hasattr(wrapped.config, "to_dict")
+            and getattr(wrapped.config, "model_type", None)):
+        raise ZooError(f"{type(module).__name__}.transformers_submodule = {name!r}, but module.{name} is not a transformers model")
+    return name
+
+
+def _transformers_config(module: Any, name: str) -> dict[str, Any]:
+    """What transformers' own ``save_pretrained`` would write as ``config.json`` for ``module.<name>``."""
+    wrapped = getattr(module, name)
+    config = json.loads(wrapped.config.to_json_string(use_diff=False))
+    config["architectures"] = [type(wrapped).__name__]
+    clashes = sorted(k for k in config if k.startswith("zoo_"))
+    if clashes:
+        raise ZooError(f"the transformers config of {type(module).__name__}.{name} has keys {clashes} that the zoo reserves")
+    return config
+
+
+def _file_names(module: Any, wrapped_name: str | None | bool = True) -> dict[str, str]:
+    """``{state_dict key: name in model.safetensors}``: the wrapped transformers model's keys lose their prefix.
+
+    ``wrapped_name=True`` reads the class attribute; ``None`` means full names (folders written before the hook).
+    """
+    if wrapped_name is True:
+        wrapped_name = transformers_submodule(module)
+    keys = list(module.state_dict())
+    if not wrapped_name:
+        return {k: k for k in keys}
+    prefix = wrapped_name + "."
+    names = {k: k[len(prefix):] if k.startswith(prefix) else k for k in keys}
+    owner: dict[str, str] = {}
+    clashes = [f"{owner[v]} / {k}" for k, v in names.items() if owner.setdefault(v, k) != k]
+    if clashes:
+        raise ZooError(f"{type(module).__name__}: weights outside .{wrapped_name} clash with its names once the prefix is dropped: {clashes}")
+    return names
+
+
 def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = "cpu") -> None:
     """Copy ``model.safetensors`` into ``module``; any key, shape, dtype or manifold mismatch is an error."""
-    with safe_open(str(path), framework="pt", device=str(map_location)) as f:
-        metadata = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}
-    expected = module.state_dict()
+    check_safetensors_header(path)
+    try:
+        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as error:  # safetensors' own errors name neither the file nor the fix
+        raise ZooError(f"{path} cannot be read as safetensors: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    wrapped_name = metadata.get(_SUBMODULE_KEY)
+    if wrapped_name is not None and wrapped_name != getattr(type(module), "transformers_submodule", None):
+        raise StrictLoadError(f"{path} stores the weights of .{wrapped_name} under transformers names, "
+                              f"but {type(module).__name__} wraps no transformers model there")
+    names = _file_names(module, wrapped_name)  # state_dict key -> file name
+    module_state = module.state_dict()
+    expected = {names[k]: v for k, v in module_state.items()}
     aliases = {a: k for a, k in metadata.items() if a in expected and k in state}  # tied tensors
     for alias, kept in aliases.items():
         state[alias] = state[kept]
@@ -136,11 +214,17 @@ def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = 
             problems.append(f"manifold parameters differ: file {saved}, model {built}")
     if problems:
         raise StrictLoadError(f"{path} does not match {type(module).__name__}: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict({k: state[names[k]] for k in module_state}, strict=True)
 
 
-def load_folder(folder: str | Path, map_location: str = "cpu", expected_class: type | None = None) -> Any:
-    """Rebuild the model saved in ``folder`` (see module docstring)."""
+def load_folder(
+    folder: str | Path, map_location: str = "cpu", expected_class: type | None = None, *, trust_remote_code: bool = False
+) -> Any:
+    """Rebuild the model saved in ``folder`` (see module docstring).
+
+    ``trust_remote_code=True`` lets ``zoo_class`` name a module outside the zoo's registry (it is imported, which runs
+    its code); without it such a folder is refused unless you imported that module yourself.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ZooError(f"{folder} is not a folder")
@@ -157,19 +241,45 @@ def load_folder(folder: str | Path, map_location: str = "cpu", expected_class: t
     config_path = folder / CONFIG_NAME
     if not config_path.is_file():
         raise ZooError(f"{folder} has no {CONFIG_NAME}")
-    try:
-        data = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ZooError(f"{config_path} is not valid JSON: {error}") from None
+    data = read_json_object(config_path, "model config")
     if "zoo_class" not in data:
-        raise ZooError(f"{config_path} has no 'zoo_class': it was not written by zoo's save_pretrained")
-    cls = resolve_class(data.pop("zoo_class"))
-    data.pop("zoo_version", None)
+        hint = " (it is a transformers model folder: open it with transformers)" if "model_type" in data else ""
+        raise ZooError(f"{config_path} has no 'zoo_class': it was not written by zoo's save_pretrained{hint}")
+    try:
+        cls = resolve_class(data["zoo_class"], trust_remote_code=trust_remote_code)
+    except UnknownModelError as error:
+        raise UnknownModelError(f"{config_path}: {error}") from None
     if expected_class is not None and not issubclass(cls, expected_class):
         raise ZooError(f"{folder} holds a {cls.__name__}, not a {expected_class.__name__}")
-    module = cls(config_from_dict(cls.config_class, data))
+    if ZOO_CONFIG_KEY in data:  # a transformers-layout folder: the zoo's fields are nested
+        fields = data[ZOO_CONFIG_KEY]
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{config_path}: field {ZOO_CONFIG_KEY!r} must be an object, got {type(fields).__name__}")
+    else:
+        fields = {k: v for k, v in data.items() if k not in ("zoo_class", "zoo_version")}
+    try:
+        config = config_from_dict(cls.config_class, fields)
+    except ConfigError as error:
+        raise ConfigError(f"{config_path}: {error}") from None
+    module = cls(config)
+    if ZOO_CONFIG_KEY in data:
+        _check_transformers_config(module, data, config_path)
     load_weights(module, weights, map_location)
     return module.to(map_location).eval()
+
+
+def _check_transformers_config(module: Any, data: Mapping[str, Any], config_path: Path) -> None:
+    """The transformers fields of ``config.json`` must describe the model the zoo config builds, so that transformers
+    and the zoo open the same architecture from one folder."""
+    name = transformers_submodule(module)
+    if name is None:
+        raise ConfigError(f"{config_path} has the transformers layout, but {type(module).__name__} wraps no transformers model")
+    built = _transformers_config(module, name)
+    differ = sorted(k for k in set(built) & set(data) - _VOLATILE_TRANSFORMERS_KEYS if built[k] != data[k])
+    if differ:
+        k = differ[0]
+        raise ConfigError(f"{config_path}: transformers field {k!r} is {data[k]!r} but the zoo config builds {built[k]!r} "
+                          f"({len(differ)} field(s) differ: {differ})")
 
 
 def from_pretrained(
@@ -179,24 +289,38 @@ def from_pretrained(
     hub: str | None = None,
     map_location: str = "cpu",
     expected_class: type | None = None,
+    trust_remote_code: bool = False,
 ) -> Any:
     from zoo.hub import snapshot_path
 
     folder = snapshot_path(repo_or_path, revision=revision, hub=hub)
-    return load_folder(folder, map_location=map_location, expected_class=expected_class)
+    return load_folder(folder, map_location=map_location, expected_class=expected_class, trust_remote_code=trust_remote_code)
 
 
 def convert_checkpoint(checkpoint_path: str | Path, save_directory: str | Path) -> Path:
     """Turn a Lightning ``.ckpt`` of a ZooModule into a safetensors folder.
 
-    This unpickles the checkpoint (``torch.load(weights_only=False)``): run it only on files you trust.
+    This unpickles the checkpoint (``torch.load(weights_only=False)``): run it only on files you trust. For the same
+    reason the class it names is imported wherever it lives (``trust_remote_code``).
     """
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise ZooError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "no details"
+        raise ZooError(f"{path} is not a checkpoint torch.load can read ({type(error).__name__}: {first})") from None
+    if not isinstance(checkpoint, dict):
+        raise ZooError(f"{path} holds a {type(checkpoint).__name__}, not a Lightning checkpoint (a dict with 'state_dict')")
     zoo_class = checkpoint.get("zoo_class")
     hparams = checkpoint.get("hyper_parameters", {})
-    if zoo_class is None or "config" not in hparams:
-        raise ZooError(f"{checkpoint_path} was not written by a ZooModule (no 'zoo_class' / hyper_parameters.config)")
-    cls = resolve_class(zoo_class)
-    module = cls(config_from_dict(cls.config_class, hparams["config"]))
-    module.load_state_dict(checkpoint["state_dict"], strict=True)
+    if zoo_class is None or not isinstance(hparams, dict) or "config" not in hparams or "state_dict" not in checkpoint:
+        raise ZooError(f"{path} was not written by a ZooModule (no 'zoo_class' / hyper_parameters.config / state_dict)")
+    try:
+        cls = resolve_class(zoo_class, trust_remote_code=True)
+        module = cls(config_from_dict(cls.config_class, hparams["config"]))
+        module.load_state_dict(checkpoint["state_dict"], strict=True)
+    except (ZooError, RuntimeError) as error:
+        raise ZooError(f"{path}: {str(error).strip().splitlines()[0]}") from None
     return save_pretrained(module, save_directory, training={"converted_from": str(checkpoint_path)})

@@ -46,6 +46,7 @@ class ByteLlamaConfig:
 class ByteLlamaModule(ZooModule):
     config_class = ByteLlamaConfig
     card_template = "adaskip"
+    transformers_submodule = "lm"  # the snapshot also opens with transformers.AutoModelForCausalLM.from_pretrained
 
     def __init__(self, config: ByteLlamaConfig | None = None) -> None:
         super().__init__(config)

@@ -46,7 +46,8 @@ class AdaSkipConfig:
 
 
 def load_base_model(name: str) -> Any:
-    """The transformers causal LM named by a plan's ``base_model``: a zoo repo/folder of a ByteLlamaModule, or "smollm2"."""
+    """The transformers causal LM named by a plan's ``base_model``: a zoo repo id or folder path (``./dir``) of a
+    ByteLlamaModule, or "smollm2"."""
     if name == "smollm2":
         from zoo.adaskip.smollm2 import load_smollm2
 

@@ -11,9 +11,10 @@ from typing import Any, Mapping
 
 from zoo._core.errors import ZooError
 from zoo.hub.local import CommitInfo, LocalHub, default_hub_root
-from zoo.hub.repo_id import HF_PREFIX, split_remote, validate_repo_id
+from zoo.hub.repo_id import HF_PREFIX, local_folder, split_remote, validate_ref_name, validate_repo_id, validate_revision
 
-__all__ = ["CommitInfo", "LocalHub", "default_hub_root", "push_folder", "push_module", "snapshot_path", "validate_repo_id"]
+__all__ = ["CommitInfo", "LocalHub", "check_push_target", "default_hub_root", "push_folder", "push_module", "snapshot_path",
+           "validate_repo_id"]
 
 
 def _local_hub(hub: str | Path | None) -> LocalHub:
@@ -21,12 +22,19 @@ def _local_hub(hub: str | Path | None) -> LocalHub:
 
 
 def snapshot_path(repo_or_path: str | Path, revision: str | None = None, *, hub: str | Path | None = None) -> Path:
-    """A folder holding the model: an existing folder as it is, or the snapshot of a hub repo at ``revision``."""
-    if isinstance(repo_or_path, Path) or (isinstance(repo_or_path, str) and Path(repo_or_path).expanduser().is_dir()):
+    """A folder holding the model: the snapshot of a hub repo at ``revision`` (verified against its manifest), or a
+    folder named explicitly (a ``Path``, or a string such as ``/abs``, ``./rel``, ``~/x``; see ``repo_id.local_folder``)."""
+    revision = validate_revision(revision)
+    folder = local_folder(repo_or_path)
+    if folder is not None:
         if revision is not None:
             raise ZooError(f"revision={revision!r} was given but {repo_or_path} is a plain folder, not a hub repo")
-        return Path(repo_or_path).expanduser()
-    remote, repo_id = split_remote(str(repo_or_path), None if hub is None else str(hub))
+        if not folder.is_dir():
+            raise ZooError(f"{folder} is not a folder")
+        return folder
+    if not isinstance(repo_or_path, str):
+        raise ZooError(f"expected a repo id 'org/name' or a folder path, got {type(repo_or_path).__name__}")
+    remote, repo_id = split_remote(repo_or_path, None if hub is None else str(hub))
     if remote:
         from zoo.hub.remote import download
 
@@ -34,11 +42,29 @@ def snapshot_path(repo_or_path: str | Path, revision: str | None = None, *, hub:
     return _local_hub(hub).snapshot(repo_id, revision)
 
 
+def check_push_target(repo_id: str, *, tag: str | None = None, branch: str = "main", hub: str | Path | None = None) -> None:
+    """Raise now if pushing to ``repo_id`` (``branch``, ``tag``) would be refused; writes nothing.
+
+    Local hub: names, immutable tags, tags and branches never sharing a name. ``hf://``: the names only (the remote's
+    refs are checked by the push itself), so no network call is made.
+    """
+    remote, bare = split_remote(repo_id, None if hub is None else str(hub))
+    if remote:
+        validate_ref_name(branch, "branch")
+        if tag is not None:
+            validate_ref_name(tag, "tag")
+            if tag == branch:
+                raise ZooError(f"tag and branch must differ, both are {tag!r}")
+        return
+    _local_hub(hub).check_push(validate_repo_id(bare), branch, tag)
+
+
 def push_folder(
     folder: str | Path, repo_id: str, *, message: str, tag: str | None = None, branch: str = "main",
     hub: str | Path | None = None, move: bool = False,
 ) -> str:
     """Commit ``folder`` to ``repo_id`` (local or ``hf://``) and return the commit id."""
+    check_push_target(repo_id, tag=tag, branch=branch, hub=hub)
     remote, bare = split_remote(repo_id, None if hub is None else str(hub))
     if remote:
         from zoo.hub.remote import push_folder as push_remote
@@ -53,9 +79,9 @@ def push_module(
     hub: str | Path | None = None, branch: str = "main", extra_files: Mapping[str, Any] | None = None,
 ) -> str:
     """Save ``module`` (config, weights, card, extra files) and commit it; return the commit id."""
-    import shutil
     import tempfile
 
+    check_push_target(repo_id, tag=tag, branch=branch, hub=hub)  # before a byte is written
     remote, bare = split_remote(repo_id, None if hub is None else str(hub))
     message = commit_message or f"push {type(module).__name__}"
     if remote:
@@ -67,6 +93,6 @@ def push_module(
     try:
         module.save_pretrained(staging, metrics=metrics, training=training, repo_id=bare, extra_files=extra_files)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        local.discard_staging(staging)
         raise
     return local.push(bare, staging, message=message, tag=tag, branch=branch, move=True)

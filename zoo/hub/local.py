@@ -19,6 +19,16 @@ Writes are atomic: a snapshot is written into ``.staging/<random>/`` first and r
 commit objects are written to a temp file and renamed; the rename of the ref is the commit point. Writers hold
 ``.lock`` (a ``filelock.FileLock``, across OS processes) only while they pick the parent and move the ref, so two
 processes that push at once both end as commits in the history, one the parent of the other.
+
+Names are checked before anything is written: a tag may not take the name of a branch nor a branch that of a tag,
+so ``push(tag="main")`` is refused instead of turning ``main`` into a tag. A push holds ``.staging/<id>.lock`` (an
+OS file lock, released by the kernel when its process dies) for as long as it uses ``.staging/<id>/``; every new
+push removes the staging folders whose lock nobody holds, i.e. what killed pushes left behind, and never one a
+live push uses. A staging folder without a lock file (left by an older zoo) is removed once it is older than
+``STAGING_LEASE_S``.
+
+Files and folders get the modes the caller's umask gives (``0o666 & ~umask``, ``0o777 & ~umask``), whatever the
+mode of the files pushed, so a hub shared by a group (umask 002) is readable and writable by the group.
 """
 
 from __future__ import annotations
@@ -35,13 +45,26 @@ from pathlib import Path
 from typing import Iterator
 
 from zoo._core.errors import HubLockTimeout, IntegrityError, RepoNotFoundError, RevisionNotFoundError, TagExistsError, ZooError
-from zoo.hub.repo_id import validate_ref_name, validate_repo_id
+from zoo._core.files import file_mode, read_json_object, set_modes
+from zoo.hub.repo_id import validate_ref_name, validate_repo_id, validate_revision
 
-__all__ = ["CommitInfo", "LocalHub", "default_hub_root"]
+__all__ = ["CommitInfo", "LocalHub", "STAGING_LEASE_S", "default_hub_root"]
 
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
 _CHUNK = 1 << 22
+_COMMIT_FIELDS = ("id", "parent", "message", "time", "branch", "tree", "tree_hash")
+STAGING_LEASE_S = 24 * 3600.0  # a lock-less staging folder (from an older zoo) older than this is stale
+_YOUNG_LOCK_S = 60.0  # a staging lock file without its folder is left alone this long after its last change
+_LIVE_STAGING: dict[str, object] = {}  # staging folder -> the FileLock this process holds on it
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` last changed (0 if it vanished meanwhile)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def default_hub_root() -> Path:
@@ -117,8 +140,15 @@ class LocalHub:
         org, name = validate_repo_id(repo_id).split("/")
         return self.root / org / name
 
+    def check_exists(self) -> None:
+        """Raise ``RepoNotFoundError`` if the hub folder does not exist (reading commands need one)."""
+        if not self.root.is_dir():
+            raise RepoNotFoundError(f"hub folder {self.root} does not exist (nothing was pushed there; is --hub or $ZOO_HUB right?)")
+
     def _existing_repo(self, repo_id: str) -> Path:
         path = self.repo_dir(repo_id)
+        if not self.root.is_dir():
+            raise RepoNotFoundError(f"repo {repo_id!r} is not in the hub: hub folder {self.root} does not exist")
         if not (path / "refs").is_dir():
             known = ", ".join(self.list_repos()[:10]) or "none"
             raise RepoNotFoundError(f"repo {repo_id!r} is not in the hub at {self.root} (repos there: {known})")
@@ -127,7 +157,7 @@ class LocalHub:
     def _lock(self, repo: Path):
         from filelock import FileLock, Timeout
 
-        lock = FileLock(str(repo / ".lock"), timeout=self.lock_timeout)
+        lock = FileLock(str(repo / ".lock"), timeout=self.lock_timeout, mode=file_mode())
 
         class _Guard:
             def __enter__(self_inner):
@@ -143,10 +173,95 @@ class LocalHub:
 
     # -- writing -----------------------------------------------------------------------------------
     def staging_dir(self, repo_id: str) -> Path:
-        """A new empty folder on the hub's filesystem, to write a snapshot into before ``push``."""
-        staging = self.repo_dir(repo_id) / ".staging" / uuid.uuid4().hex
-        staging.mkdir(parents=True)
+        """A new empty folder on the hub's filesystem, to write a snapshot into before ``push(..., move=True)``.
+
+        The folder is locked for this process until ``push`` consumes it or ``discard_staging`` removes it; folders
+        that dead pushes left are removed first (see the module docstring).
+        """
+        from filelock import FileLock
+
+        root = self.repo_dir(repo_id) / ".staging"
+        root.mkdir(parents=True, exist_ok=True)
+        self.clean_staging(repo_id)
+        name = uuid.uuid4().hex
+        lock = FileLock(str(root / f"{name}.lock"), mode=file_mode())
+        lock.acquire(timeout=10)  # taken before the folder exists: a cleaner never sees the folder unlocked
+        staging = root / name
+        staging.mkdir()
+        _LIVE_STAGING[str(staging)] = lock
         return staging
+
+    def discard_staging(self, staging: str | Path) -> None:
+        """Remove a folder made by ``staging_dir`` (a push that will not happen) and release its lock."""
+        shutil.rmtree(staging, ignore_errors=True)
+        self._release_staging(Path(staging))
+
+    @staticmethod
+    def _release_staging(staging: Path) -> None:
+        lock = _LIVE_STAGING.pop(str(staging), None)
+        if lock is not None:
+            Path(f"{staging}.lock").unlink(missing_ok=True)  # unlinked while held: no one else can be using it
+            lock.release()
+
+    def clean_staging(self, repo_id: str) -> list[str]:
+        """Remove the staging folders of ``repo_id`` that no live push holds; return their names."""
+        from filelock import FileLock, Timeout
+
+        root = self.repo_dir(repo_id) / ".staging"
+        if not root.is_dir():
+            return []
+        removed = []
+        for entry in sorted(root.iterdir()):
+            if entry.name.endswith(".lock"):
+                folder = entry.with_name(entry.name[: -len(".lock")])
+                if str(folder) in _LIVE_STAGING:
+                    continue  # ours, in use
+                if not folder.exists() and _age(entry) < _YOUNG_LOCK_S:
+                    continue  # a push may be between taking its lock and making its folder: do not even touch it
+                lock = FileLock(str(entry), mode=file_mode())
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    continue  # a live push in another process holds it
+                except OSError:
+                    continue  # not ours to judge (e.g. another user's lock on a shared hub)
+                try:
+                    if folder.exists():
+                        shutil.rmtree(folder, ignore_errors=True)
+                        removed.append(folder.name)
+                    entry.unlink(missing_ok=True)
+                finally:
+                    lock.release()
+            elif entry.is_dir() and not Path(f"{entry}.lock").exists():
+                if _age(entry) > STAGING_LEASE_S:  # left by a zoo that did not lock its staging folders
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry.name)
+        return removed
+
+    def check_push(self, repo_id: str, branch: str = "main", tag: str | None = None) -> None:
+        """Raise now, without writing anything, if a push of ``repo_id`` to ``branch`` with ``tag`` would be refused.
+
+        Checks the names, that ``tag`` is neither an existing tag (tags are immutable) nor a branch, and that
+        ``branch`` is not a tag. ``push`` checks the same again under the lock.
+        """
+        repo = self.repo_dir(repo_id)
+        validate_ref_name(branch, "branch")
+        if tag is not None:
+            validate_ref_name(tag, "tag")
+        if (repo / "refs").is_dir():
+            self._check_ref_kinds(repo, repo_id, branch, tag)
+        if tag == branch:
+            raise ZooError(f"tag and branch must differ, both are {tag!r}")
+
+    @staticmethod
+    def _check_ref_kinds(repo: Path, repo_id: str, branch: str | None, tag: str | None) -> None:
+        """Tags are immutable, and a tag and a branch never share a name (refs/ holds both)."""
+        if tag is not None and (repo / "tags" / f"{tag}.json").exists():
+            raise TagExistsError(f"tag {tag!r} already exists in {repo_id}; tags are immutable")
+        if tag is not None and (repo / "refs" / tag).exists():
+            raise TagExistsError(f"tag {tag!r} would take the name of branch {tag!r} of {repo_id}; a tag and a branch cannot share a name")
+        if branch is not None and (repo / "tags" / f"{branch}.json").exists():
+            raise ZooError(f"{branch!r} is a tag of {repo_id}; push to a branch")
 
     def push(
         self,
@@ -163,32 +278,28 @@ class LocalHub:
         With ``move=True`` the folder (best made by ``staging_dir``) is renamed into place instead of copied.
         """
         repo = self.repo_dir(repo_id)
-        validate_ref_name(branch, "branch")
-        if tag is not None:
-            validate_ref_name(tag, "tag")
+        self.check_push(repo_id, branch, tag)
         folder = Path(folder)
         if not folder.is_dir():
             raise ZooError(f"{folder} is not a folder")
-        for sub in ("refs", "snapshots", "commits", "tags", ".staging"):
-            (repo / sub).mkdir(parents=True, exist_ok=True)
         if move:
             staged = folder
         else:
             staged = self.staging_dir(repo_id)
             shutil.copytree(folder, staged, dirs_exist_ok=True)
+        for sub in ("refs", "snapshots", "commits", "tags"):
+            (repo / sub).mkdir(parents=True, exist_ok=True)
         try:
+            set_modes(staged)  # copies and temp files keep their own modes; the hub's follow the umask
             tree = _tree(staged)  # hashed outside the lock: the slow part of a push
             if not tree:
                 raise ZooError(f"{folder} holds no files to commit")
             tree_hash = hashlib.sha256(_canonical(tree)).hexdigest()
             message = message or f"push {', '.join(sorted(tree))}"
             with self._lock(repo):
-                if tag is not None and (repo / "tags" / f"{tag}.json").exists():
-                    raise TagExistsError(f"tag {tag!r} already exists in {repo_id}; tags are immutable")
-                if (repo / "tags" / f"{branch}.json").exists():
-                    raise ZooError(f"{branch!r} is a tag of {repo_id}; push to a branch")
+                self._check_ref_kinds(repo, repo_id, branch, tag)
                 head = repo / "refs" / branch
-                parent = head.read_text().strip() if head.exists() else None
+                parent = self._read_ref(head) if head.exists() else None
                 timestamp = time.time()
                 commit_id = _commit_id(tree_hash, parent, message, timestamp, branch)
                 os.rename(staged, repo / "snapshots" / commit_id)
@@ -202,6 +313,8 @@ class LocalHub:
             if staged.exists():
                 shutil.rmtree(staged, ignore_errors=True)
             raise
+        finally:
+            self._release_staging(staged)
         return commit_id
 
     def _write_tag(self, repo: Path, tag: str, commit_id: str, message: str | None) -> None:
@@ -214,9 +327,7 @@ class LocalHub:
         validate_ref_name(tag, "tag")
         repo = self._existing_repo(repo_id)
         with self._lock(repo):
-            if (repo / "refs" / tag).exists():
-                kind = "tag" if (repo / "tags" / f"{tag}.json").exists() else "branch"
-                raise TagExistsError(f"{kind} {tag!r} already exists in {repo_id}; tags are immutable")
+            self._check_ref_kinds(repo, repo_id, None, tag)
             commit_id = self.resolve(repo_id, revision)
             self._write_tag(repo, tag, commit_id, message)
         return commit_id
@@ -230,17 +341,28 @@ class LocalHub:
             if ref.name.startswith("."):
                 continue
             kind = "tags" if (repo / "tags" / f"{ref.name}.json").exists() else "branches"
-            out[kind][ref.name] = ref.read_text().strip()
+            out[kind][ref.name] = self._read_ref(ref)
         return out
+
+    @staticmethod
+    def _read_ref(ref: Path) -> str:
+        """The commit id in a ref file; anything else is an ``IntegrityError`` naming the file."""
+        try:
+            text = ref.read_bytes().decode("ascii").strip()
+        except UnicodeDecodeError:
+            text = ""
+        if not _HEX40.match(text):
+            raise IntegrityError(f"{ref} does not hold a commit id (40 hex digits); the ref was damaged")
+        return text
 
     def resolve(self, repo_id: str, revision: str | None = None) -> str:
         """The 40-hex commit id of ``revision``: a branch, a tag, a commit id or a unique prefix of 7+ digits."""
         repo = self._existing_repo(repo_id)
-        revision = revision or "main"
+        revision = validate_revision(revision) or "main"
         if "/" not in revision and not revision.startswith("."):
             ref = repo / "refs" / revision
             if ref.is_file():
-                return ref.read_text().strip()
+                return self._read_ref(ref)
         if _HEX40.match(revision) and (repo / "commits" / f"{revision}.json").is_file():
             return revision
         if _HEX_PREFIX.match(revision):
@@ -255,10 +377,14 @@ class LocalHub:
 
     def commit_info(self, repo_id: str, commit_id: str) -> CommitInfo:
         path = self._existing_repo(repo_id) / "commits" / f"{commit_id}.json"
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise RevisionNotFoundError(f"commit {commit_id} not found in {repo_id}") from None
+        if not path.is_file():
+            raise RevisionNotFoundError(f"commit {commit_id} not found in {repo_id}")
+        data = read_json_object(path, "commit object", IntegrityError)
+        missing = [k for k in _COMMIT_FIELDS if k not in data]
+        if missing:
+            raise IntegrityError(f"{path} lacks field(s) {missing}; the commit object was damaged")
+        if not isinstance(data["tree"], dict) or not all(isinstance(v, dict) and "sha256" in v for v in data["tree"].values()):
+            raise IntegrityError(f"{path}: field 'tree' is not a {{path: {{sha256, size}}}} object; the commit object was damaged")
         return CommitInfo(data["id"], data["parent"], data["message"], data["time"], data["branch"], data["tree"], data["tree_hash"])
 
     def log(self, repo_id: str, revision: str | None = None) -> list[CommitInfo]:
