@@ -224,6 +224,10 @@ class Store:
                     return before
             except FileNotFoundError as error:
                 raise IntegrityError(f"{repo_id}@{info.commit_id[:10]}: {error.filename} is missing") from None
+            except IntegrityError:
+                raise
+            except ZooError as error:  # e.g. a symbolic link planted in the snapshot
+                raise IntegrityError(f"{repo_id}@{info.commit_id[:10]}: {error}") from None
         raise IntegrityError(f"{repo_id}@{info.commit_id[:10]}: files kept changing while being verified")
 
     async def verified(self, repo_id: str, info: CommitInfo, *, again: bool = False) -> dict[str, tuple[int, int, int]]:
