@@ -195,3 +195,58 @@ def test_commit_bodies_over_the_limit_are_refused(isolated_hub, hf_client, tmp_p
         assert big.value.response.status_code == 413
         api.upload_file(path_or_fileobj=b"x" * 1000, path_in_repo="x.bin", repo_id="acme/big")
     assert hashlib.sha256(b"x" * 1000).hexdigest() == LocalHub().commit_info("acme/big", LocalHub().resolve("acme/big")).tree["x.bin"]["sha256"]
+
+
+def test_concurrent_pushes_over_http_all_land_in_one_history(served):
+    import threading
+
+    api = HfApi(endpoint=served.endpoint)
+    api.create_repo("acme/race")
+    errors = []
+
+    def push(i: int) -> None:
+        try:
+            api.upload_file(path_or_fileobj=f"writer {i}".encode(), path_in_repo=f"w{i}.txt", repo_id="acme/race",
+                            commit_message=f"writer {i}")
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    hub = LocalHub()
+    history = hub.log("acme/race")
+    assert len(history) == 6 and history[-1].parent is None  # a chain: each commit's parent is the one before
+    assert sorted(history[0].tree) == [f"w{i}.txt" for i in range(6)]  # nothing reverted
+    for commit in history:
+        hub.verify("acme/race", commit.commit_id)
+
+
+def test_a_push_by_another_process_meanwhile_is_kept(served, monkeypatch, tmp_path):
+    """The branch moves (a local push) while the server builds a commit: it rebuilds on the new head."""
+    from zoo.hub.server import api_write
+
+    api = HfApi(endpoint=served.endpoint)
+    api.create_repo("acme/moving")
+    api.upload_file(path_or_fileobj=b"base", path_in_repo="base.txt", repo_id="acme/moving")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "base.txt").write_text("base")
+    (other / "local.txt").write_text("pushed by another process")
+    build, calls = api_write._build_snapshot, []
+
+    def build_while_someone_pushes(*args):
+        calls.append(args[2])
+        if len(calls) == 1:
+            LocalHub().push("acme/moving", other, message="local push")
+        return build(*args)
+
+    monkeypatch.setattr(api_write, "_build_snapshot", build_while_someone_pushes)
+    api.upload_file(path_or_fileobj=b"http", path_in_repo="http.txt", repo_id="acme/moving", commit_message="http")
+    hub = LocalHub()
+    messages = [c.message for c in hub.log("acme/moving")]
+    assert messages[:2] == ["http", "local push"] and len(calls) == 2 and calls[0] != calls[1]
+    assert sorted(hub.log("acme/moving")[0].tree) == ["base.txt", "http.txt", "local.txt"]
