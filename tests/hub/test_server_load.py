@@ -45,7 +45,7 @@ def test_32_clients_download_a_100mb_model(bench, isolated_hub, hf_client, tmp_p
     commit = bench.make_model_repo(isolated_hub, "load/m100", 100)
     manifest = LocalHub().commit_info("load/m100", commit).tree
     assert manifest["model.safetensors"]["size"] > 100_000_000
-    with bench.zoo_server(isolated_hub) as url:
+    with bench.zoo_server(isolated_hub) as (url, _):
         seconds, results = bench.concurrent_clients(bench.raw_download(f"{url}/load/m100/resolve/{commit}", sorted(manifest)), 32)
         assert _check(results, manifest) == 32
         print(f"32 x 100 MB raw GETs: {32 * 100 / seconds:.0f} MB/s")
