@@ -6,6 +6,8 @@
     zoo hub ls                           repos in the local hub
     zoo hub log REPO                     commits of a repo, newest first
     zoo hub tag REPO REV TAG             name a commit with an immutable tag
+    zoo hub serve [--host H] [--port N] [--token-file F]
+                                         the hub over HTTP for Hugging Face clients (writes need a token) and people
     zoo card REPO [--revision REV]       print a model card
     zoo pull REPO DIR [--revision REV]   copy a verified snapshot into DIR (atomically; a folder must be a path: ./x, /x)
     zoo convert CKPT DIR                 turn a trusted Lightning checkpoint of a ZooModule into a safetensors folder
@@ -70,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("revision")
     p.add_argument("tag")
     p.add_argument("-m", "--message", default=None)
+    p = hub.add_parser("serve", help="serve the hub over HTTP: the Hugging Face API and web pages",
+                       description="Serve the local hub to unmodified huggingface_hub clients (HF_ENDPOINT=URL) and "
+                       "to browsers. Reads are open; writes (push, tag) need a bearer token from --token-file; "
+                       "without one the server is read-only. Needs: pip install 'paperzoo[serve]'.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--token-file", default=None, help="file of write tokens, one per line (no file: read-only)")
+    p.add_argument("--allow-remote", action="store_true", help="required to listen on an address other than loopback")
+    p.add_argument("--max-commit-mb", type=int, default=2048, help="largest commit body accepted, in MB (default 2048)")
 
     p = sub.add_parser("card", help="print a model card")
     p.add_argument("repo", help="repo id, hf://org/name, or a folder path (./dir, /dir)")
@@ -124,6 +135,15 @@ def _dispatch(ns: argparse.Namespace) -> int:
         if ns.hub is not None:
             ns.args = [*ns.args, "--zoo.hub", ns.hub]
         run_recipe(ns.recipe, ns.args)
+        return 0
+    if ns.command == "hub" and ns.hub_command == "serve":
+        _local(ns.hub)  # refuses --hub hf
+        try:
+            from zoo.hub.server import serve
+        except ImportError as error:
+            raise ZooError(f"zoo hub serve needs the serve extra ({error.name} is missing): pip install 'paperzoo[serve]'") from None
+        serve(ns.hub, host=ns.host, port=ns.port, token_file=ns.token_file, allow_remote=ns.allow_remote,
+              max_commit_mb=ns.max_commit_mb)
         return 0
     if ns.command == "hub":
         local = _local(ns.hub)

@@ -1,5 +1,13 @@
 """In-memory stand-in for the Hugging Face Hub, for tests only.
 
+Why it is kept beside the real server (`zoo hub serve`, which the bridge tests in test_remote.py run against
+first): it follows huggingface.co's conventions where our server deliberately differs, so the bridge is also
+shown to work with them. (1) Small files are regular git files: their ETag and tree ``oid`` are git blob sha1s
+and the client caches them under that name, where our server names every file by its sha256 as the Hub does
+for LFS files. (2) ``create_repo`` makes an initial commit holding ``.gitattributes``; ours makes an empty repo.
+(3) It accepts private repos, which ours refuses. (4) It records every request (``requests``), which lets its
+smoke test check what the client sends. test_remote.py runs each bridge test against both.
+
 TEST INFRASTRUCTURE ONLY: the server binds to 127.0.0.1 on an ephemeral port, keeps all state in memory,
 accepts any token and is never used by production code. It is written from scratch on the standard library
 (``http.server``). The endpoint list and the request/response shapes follow what the huggingface_hub 2.4

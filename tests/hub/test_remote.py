@@ -1,4 +1,5 @@
-"""hf:// push and pull through the unmodified huggingface_hub client, against a loopback-only test server."""
+"""hf:// push and pull through the unmodified huggingface_hub client, against `zoo hub serve` on loopback, and
+against the in-test fake that follows huggingface.co's conventions where ours differ (see hf_server.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 
 import pytest
 import torch
-from huggingface_hub import ModelCard, constants, snapshot_download
+from huggingface_hub import HfApi, ModelCard, snapshot_download
 
 import zoo
 from zoo._core.errors import ZooError
@@ -14,12 +15,11 @@ from zoo._core.errors import ZooError
 from .hf_server import HFTestServer
 
 
-@pytest.fixture
-def server(monkeypatch):
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+@pytest.fixture(params=["zoo_hub_serve", "hf_conventions_fake"])
+def server(request, monkeypatch, hf_client):
+    if request.param == "zoo_hub_serve":
+        yield request.getfixturevalue("served")  # the real server over the test's hub, HF_ENDPOINT/HF_TOKEN set
+        return
     monkeypatch.setenv("HF_TOKEN", "fake-token")
     with HFTestServer() as srv:
         monkeypatch.setenv("HF_ENDPOINT", srv.endpoint)
@@ -27,10 +27,14 @@ def server(monkeypatch):
     assert not srv.errors, srv.errors[0]
 
 
+def _head(server, repo_id: str) -> str:
+    return HfApi(endpoint=server.endpoint).model_info(repo_id).sha
+
+
 def test_push_and_pull_through_hf(server, tmp_path):
     model = zoo.create("smoke_mlp_tiny")
     first = model.push_to_hub("hf://acme/smoke", commit_message="first", tag="v1", metrics={"test_mse": 0.5})
-    assert first == server.repos["acme/smoke"].resolve("main").oid
+    assert first == _head(server, "acme/smoke")
     with torch.no_grad():
         model.net[0].bias.add_(1.0)
     second = model.push_to_hub("hf://acme/smoke", commit_message="second")
