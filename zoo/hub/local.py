@@ -184,7 +184,8 @@ class LocalHub:
         root.mkdir(parents=True, exist_ok=True)
         self.clean_staging(repo_id)
         name = uuid.uuid4().hex
-        lock = FileLock(str(root / f"{name}.lock"), mode=file_mode())
+        # not thread-local: a server takes it in one worker thread and releases it in another
+        lock = FileLock(str(root / f"{name}.lock"), mode=file_mode(), thread_local=False)
         lock.acquire(timeout=10)  # taken before the folder exists: a cleaner never sees the folder unlocked
         staging = root / name
         staging.mkdir()

@@ -244,8 +244,8 @@ async def commit(request: web.Request) -> web.Response:
                     commit_id = await asyncio.to_thread(
                         store.hub.push, repo_id, staged, message=message, branch=branch, move=True)
                 finally:
-                    if staged.exists():
-                        await asyncio.to_thread(shutil.rmtree, staged, True)
+                    if staged.exists():  # not consumed by push: remove it and release its lock
+                        await asyncio.to_thread(store.hub.discard_staging, staged)
                 break
             else:
                 raise HttpError(409, f"{repo_id}@{branch} kept moving while this commit was built; try again")
@@ -254,7 +254,7 @@ async def commit(request: web.Request) -> web.Response:
         except OSError as error:  # e.g. a file and a folder of the same name
             raise HttpError(400, f"cannot build the commit of {repo_id}: {error}") from None
         finally:
-            await asyncio.to_thread(shutil.rmtree, uploads, True)
+            await asyncio.to_thread(store.hub.discard_staging, uploads)
     parent = store.hub.commit_info(repo_id, commit_id).parent
     if parent != head:
         raise HttpError(409, f"commit {commit_id} landed on {repo_id}@{branch}, but on top of {parent}, which another "
