@@ -123,3 +123,9 @@ class ZooModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `zoo convert` rebuild the right class from a Lightning checkpoint.
         checkpoint["zoo_class"] = class_path(type(self))
+        # LightningCLI parses a checkpoint's hyper-parameters as the model's init arguments when `--ckpt_path FILE`
+        # is given (`zoo run RECIPE --ckpt_path FILE`); a subclass-mode model needs its class path there, which
+        # `save_hyperparameters({"config": ...})` does not record (without it the parse fails).
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict):
+            hparams["_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
