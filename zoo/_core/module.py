@@ -14,6 +14,9 @@ Subclass it, name the config dataclass in ``config_class`` and build the network
             super().__init__(config)
             self.net = torch.nn.Linear(self.config.hidden, 1)
 
+A config class may declare ``finetune_safe_fields`` (and ``finetune_head_fields``): the glob patterns of the fields
+that a run started from a pushed model (``zoo.init_from``) may change; see ``zoo._core.finetune``.
+
 The config is what ``config.json`` stores (with ``zoo_class`` naming the class), what Lightning's
 ``hparams`` hold (so ``load_from_checkpoint`` works), and what LightningCLI fills from a recipe.
 """
@@ -37,6 +40,9 @@ class ZooModule(L.LightningModule):
     config_class: ClassVar[type | None] = None
     card_template: ClassVar[str] = "_base"  # name of the card template in hub_cards/
     card_metadata: ClassVar[dict[str, Any]] = {}  # extra front matter (license, tags, datasets, arxiv ...)
+    # Why this method cannot train data-parallel (None = it can): `zoo run` refuses --trainer.devices > 1 with it
+    # instead of silently training a different model on each rank.
+    single_process_reason: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
