@@ -59,8 +59,24 @@ def test_ml100k_tiny_recipe(tmp_path):
 def test_recipe_resumes_from_its_window_checkpoints(tmp_path):
     args = ["--trainer.default_root_dir", str(tmp_path), "--data.init_args.checkpoint_dir", str(tmp_path / "ck"), "--zoo.repo_id", "null"]
     first = run_recipe(RECIPES / "synthetic_tiny.yaml", args)
-    assert sorted(p.name for p in (tmp_path / "ck").glob("*.pt")) == ["window-000002.pt", "window-000003.pt"]
+    assert [p.name[:13] for p in sorted((tmp_path / "ck").glob("*.pt"))] == ["window-000002", "window-000003"]
     again = run_recipe(RECIPES / "synthetic_tiny.yaml", args)  # a restarted job: every window is already done
     assert again.metrics == first.metrics
     a, b = first.module.state_dict(), again.module.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_of_another_config_are_never_resumed(tmp_path):
+    """A rerun with another seed in the same checkpoint folder used to reload the old run's newest checkpoint and push
+    its weights under the new config (two repos, identical weights, different config.json)."""
+    recipe = RECIPES / "synthetic_tiny.yaml"
+    args = ["--trainer.default_root_dir", str(tmp_path), "--data.init_args.checkpoint_dir", str(tmp_path / "ck")]
+    run_recipe(recipe, [*args, "--zoo.repo_id", "acme/seed0"])
+    second = run_recipe(recipe, [*args, "--zoo.repo_id", "acme/seed1", "--model.init_args.config.seed", "1"])
+    seed0, seed1 = zoo.from_pretrained("acme/seed0"), zoo.from_pretrained("acme/seed1")
+    assert (seed0.config.seed, seed1.config.seed) == (0, 1)
+    assert not torch.equal(seed0.foundation.embedding.table.weight, seed1.foundation.embedding.table.weight)
+    fresh = run_recipe(recipe, ["--trainer.default_root_dir", str(tmp_path / "fresh"), "--zoo.repo_id", "null",
+                                "--model.init_args.config.seed", "1"])
+    a, b = fresh.module.state_dict(), second.module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the rerun started fresh: nothing of the seed-0 run mixed in

@@ -134,6 +134,7 @@ class ByteCorpus(L.LightningDataModule):
         if corpus not in CORPORA:
             raise ValueError(f"corpus must be one of {CORPORA}, got {corpus!r}")
         self.corpus, self.seq_len, self.batch_size, self.seed, self.num_workers = corpus, seq_len, batch_size, seed, num_workers
+        self.val_bytes = val_bytes
         train = corpus_bytes(corpus, "train")
         self.train_data = train[:train_bytes] if train_bytes else train
         self.val_data = corpus_bytes(corpus, "heldout")[:val_bytes]

@@ -15,12 +15,26 @@ For window t (all [ours] unless tagged; the paper states single-pass streaming t
 
 Every random draw is seeded by (seed, window), and optimizer states are carried across windows, so a run killed
 after window t and resumed from its checkpoint produces bit-identical weights and metrics.
+
+A checkpoint belongs to one run: its file name and contents carry a fingerprint, the sha256 of the system's config
+(``config.json``'s fields) and of ``data_key`` (what identifies the stream: source, sizes, seed, first window). Only
+a checkpoint with the current fingerprint is resumed; any other in the folder (a rerun with another seed, preset or
+stream) is moved into ``stale-<its fingerprint>/`` with a message, and the run starts fresh: weights of two runs
+are never mixed.
+
+``start_window`` continues a system that was trained on windows before it (a pushed model started with
+``zoo.init_from``): processing starts there, and the current foundation weights serve as snapshot
+``start_window - 1`` (they are the FM trained through that window), so k = 1 students are supervised from the first
+window on. Optimizer states start fresh (a pushed repo holds weights only).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -38,14 +52,24 @@ class StreamingTrainer:
 
     Args:
         system: the ``ExFMSystem`` whose networks are trained in place.
-        checkpoint_dir: folder for per-window checkpoints; an existing checkpoint there is resumed from.
+        checkpoint_dir: folder for per-window checkpoints; an existing checkpoint there with this run's fingerprint is
+            resumed from (others are set aside, see the module docstring).
         keep_checkpoints: how many of the newest checkpoints to keep.
         progress: show a tqdm bar over windows.
+        data_key: what identifies the stream (part of the checkpoint fingerprint).
+        start_window: the first window to process (a system already trained on the windows before it).
     """
 
-    def __init__(self, system: Any, checkpoint_dir: str | Path | None = None, *, keep_checkpoints: int = 2, progress: bool = False) -> None:
+    def __init__(self, system: Any, checkpoint_dir: str | Path | None = None, *, keep_checkpoints: int = 2, progress: bool = False,
+                 data_key: str = "", start_window: int = 0) -> None:
+        from zoo._core.config import config_to_dict
+
         self.system = system
         config = system.config
+        if start_window < 0:
+            raise ValueError(f"start_window must be >= 0, got {start_window}")
+        self.fingerprint = hashlib.sha256(json.dumps({"config": config_to_dict(config), "data": data_key, "start_window": start_window},
+                                                     sort_keys=True).encode()).hexdigest()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.keep_checkpoints = keep_checkpoints
         self.progress = progress
@@ -60,9 +84,11 @@ class StreamingTrainer:
         self.das = DataAugmentationService()
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, Any]] = []
-        self.next_window = 0
+        self.next_window = start_window
         self.annotator = copy.deepcopy(system.foundation).requires_grad_(False)
         self.max_staleness = max([s.staleness for s in config.students if s.distillation != "none"], default=0)
+        if start_window > 0:  # the FM as given was trained through window start_window - 1
+            self.snapshots[start_window - 1] = {k: v.detach().clone() for k, v in system.foundation.state_dict().items()}
         if self.checkpoint_dir is not None:
             self.resume()
 
@@ -188,6 +214,18 @@ class StreamingTrainer:
             loss.backward()
             optimizer.step()
 
+    def evaluate_only(self, windows: Iterable[Any], start_window: int = 0) -> list[dict[str, Any]]:
+        """Score windows >= ``start_window`` with the system as it is, training on none of them (a frozen model, e.g.
+        the parent of a continued run); the records go to ``history`` as ``run`` would put them."""
+        for t, table in enumerate(windows):
+            if t < start_window:
+                continue
+            ids = torch.from_numpy(self.system.config.features.encode(table, strict=False))
+            labels = torch.from_numpy(np.asarray(table.column("label").to_numpy(), dtype=np.float32))
+            self.history.extend(self._evaluate(t, ids, labels, self.system.memberships(table)))
+            self.next_window = t + 1
+        return self.history
+
     # -- results -----------------------------------------------------------------------------------------------------
     def summary(self, start_window: int | None = None) -> dict[str, float]:
         """Metrics averaged over windows >= ``start_window`` (default: the config's evaluation_start_window).
@@ -217,8 +255,9 @@ class StreamingTrainer:
                 ratio = transfer_ratio(out[f"{alone[s.vertical]}/ne"], out[f"{s.name}/ne"], out[f"foundation/{s.vertical}/ne"])
                 if np.isfinite(ratio):
                     out[f"{s.name}/transfer_ratio"] = ratio
-        out["das/fm_calls"] = float(self.das.calls)
-        out["das/naive_calls"] = float(self.das.naive_calls)
+        if self.das.naive_calls:
+            out["das/fm_calls"] = float(self.das.calls)
+            out["das/naive_calls"] = float(self.das.naive_calls)
         out["windows"] = float(self.next_window)
         return out
 
@@ -233,9 +272,13 @@ class StreamingTrainer:
             "snapshots": self.snapshots,
             "das": self.das.state_dict(),
             "history": self.history,
+            "fingerprint": self.fingerprint,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("fingerprint") != self.fingerprint:
+            raise ValueError(f"checkpoint fingerprint {state.get('fingerprint')!r} is not this run's {self.fingerprint!r} "
+                             "(another config or stream); it is never loaded")
         self.system.load_state_dict(state["system"])
         self.foundation_optimizer.load_state_dict(state["foundation_optimizer"])
         for k, o in self.student_optimizers.items():
@@ -250,19 +293,31 @@ class StreamingTrainer:
     def save_checkpoint(self) -> Path:
         assert self.checkpoint_dir is not None
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        path = self.checkpoint_dir / f"window-{self.next_window - 1:06d}.pt"
+        tag = self.fingerprint[:16]
+        path = self.checkpoint_dir / f"window-{self.next_window - 1:06d}-{tag}.pt"
         tmp = path.with_suffix(".tmp")
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, path)  # atomic: a kill leaves either the old or the new checkpoint, never half of one
-        for old in sorted(self.checkpoint_dir.glob("window-*.pt"))[:-self.keep_checkpoints]:
+        for old in sorted(self.checkpoint_dir.glob(f"window-*-{tag}.pt"))[:-self.keep_checkpoints]:
             old.unlink()
         return path
 
     def resume(self) -> bool:
-        """Load the newest checkpoint in ``checkpoint_dir``; False if there is none."""
+        """Load the newest checkpoint of this run (same fingerprint) in ``checkpoint_dir``; False if there is none.
+        Checkpoints of other runs are moved into ``stale-<fingerprint>/`` (see the module docstring)."""
         if self.checkpoint_dir is None or not self.checkpoint_dir.is_dir():
             return False
-        found = sorted(self.checkpoint_dir.glob("window-*.pt"))
+        tag = self.fingerprint[:16]
+        others = sorted(p for p in self.checkpoint_dir.glob("window-*.pt") if not p.name.endswith(f"-{tag}.pt"))
+        for path in others:
+            parts = path.stem.split("-")
+            stale = self.checkpoint_dir / f"stale-{parts[2] if len(parts) == 3 else 'unknown'}"
+            stale.mkdir(exist_ok=True)
+            os.replace(path, stale / path.name)
+        if others:
+            print(f"ExFM stream: {len(others)} checkpoint(s) in {self.checkpoint_dir} belong to another config or stream "
+                  f"(fingerprint is not {tag}); moved to stale-*/ and not resumed", file=sys.stderr)
+        found = sorted(self.checkpoint_dir.glob(f"window-*-{tag}.pt"))
         if not found:
             return False
         # weights_only: plain tensors, dicts, lists and numbers; nothing is unpickled beyond that
