@@ -47,7 +47,7 @@ def test_init_from_round_trip_records_lineage(tmp_path):
     assert card.data.base_model_revision == parent.commit_id == hub.resolve("acme/base", "v1")
     text = card_path.read_text()
     link = f"../../../../acme/base/snapshots/{parent.commit_id}/README.md"
-    assert f"Fine-tuned from [`acme/base`]({link})" in text
+    assert f"Started from the weights of [`acme/base`]({link})" in text
     assert (card_path.parent / link).resolve() == (hub.snapshot("acme/base") / "README.md").resolve()  # the link works
     # the parent column is this recipe's evaluation applied to the parent on the same test rows: its own test_mse
     row = f"| test_mse | {trained.metrics['test_mse']:.6g} | {parent.metrics['test_mse']:.6g} |"
@@ -60,7 +60,7 @@ def test_parent_metrics_from_its_card(tmp_path):
     run_recipe(SMOKE, ["--trainer.default_root_dir", str(tmp_path / "c"), "--trainer.max_epochs", "1", "--zoo.init_from", "acme/base",
                        "--zoo.repo_id", "acme/child", "--zoo.parent_evaluation", "card"])
     text = (LocalHub().snapshot("acme/child") / "README.md").read_text()
-    assert f"| {parent.metrics['test_mse']:.6g} |" in text and "parent column: the parent's card" in text
+    assert f"| {parent.metrics['test_mse']:.6g} |" in text and "parent column: taken from the parent's card" in text
 
 
 def test_unsafe_override_is_refused_naming_the_field(tmp_path):

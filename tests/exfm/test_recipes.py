@@ -80,3 +80,28 @@ def test_checkpoints_of_another_config_are_never_resumed(tmp_path):
                                 "--model.init_args.config.seed", "1"])
     a, b = fresh.module.state_dict(), second.module.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # the rerun started fresh: nothing of the seed-0 run mixed in
+
+
+def test_continued_on_later_windows_beside_its_frozen_parent(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from zoo._core.errors import ZooError
+
+    parent = run_recipe(RECIPES / "synthetic_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "p")])
+    child = run_recipe(RECIPES / "synthetic_finetune_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "c")])
+    history = child.module.stream_trainer.history
+    assert sorted({r["window"] for r in history}) == [4, 5]  # only the later windows, each scored before training on it
+    assert [(r["window"], r["snapshot"]) for r in child.module.stream_trainer.das.log] == [(4, 3), (5, 4)]
+    card_path = LocalHub().snapshot("paperzoo/exfm-synthetic-continued-tiny") / "README.md"
+    assert ModelCard.load(card_path).data.base_model == "paperzoo/exfm-synthetic-tiny"
+    text = card_path.read_text()
+    assert "parent column: measured by this run's evaluation applied to the parent" in text
+    frozen = zoo.from_pretrained("paperzoo/exfm-synthetic-tiny")
+    assert all(torch.equal(frozen.state_dict()[k], parent.module.state_dict()[k]) for k in frozen.state_dict())
+    from zoo.exfm.module import stream_evaluation
+
+    parent_metrics = stream_evaluation(frozen, child.module.trainer.datamodule, None)
+    assert f"| a_ah_sa/ne | {child.metrics['a_ah_sa/ne']:.6g} | {parent_metrics['a_ah_sa/ne']:.6g} |" in text
+    with pytest.raises(ZooError, match="cannot train data-parallel"):
+        run_recipe(RECIPES / "synthetic_finetune_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "d"),
+                                                              "--trainer.devices", "2", "--trainer.strategy", "ddp"])

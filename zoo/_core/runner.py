@@ -224,11 +224,11 @@ def _parent_metrics(block: dict[str, Any], parent: Any, cli: Any) -> tuple[dict[
     if mode in (None, "none", False):
         return {}, ""
     if mode == "card":
-        return dict(parent.card_metrics), "the parent's card (measured by the run that pushed it)"
+        return dict(parent.card_metrics), "taken from the parent's card (measured by the run that pushed it, on its own data)"
     if mode != "same":
         raise ZooError(f"zoo.parent_evaluation must be 'same', 'card' or null, got {mode!r}")
     metrics = _evaluate_model(block.get("evaluation"), parent.load(), cli.datamodule, cli.trainer)
-    return metrics, "this run's evaluation applied to the parent, on the same data"
+    return metrics, "measured by this run's evaluation applied to the parent, on the same data"
 
 
 def run_recipe(recipe: str | Path, args: list[str] | None = None) -> RunResult:
