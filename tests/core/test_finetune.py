@@ -14,6 +14,7 @@ from zoo._core.runner import run_recipe
 from zoo.hub import LocalHub
 
 from tests.conftest import REPO_ROOT
+from tests.hub.test_remote import server  # noqa: F401  (fixture: a loopback Hugging Face Hub test server)
 
 SMOKE = REPO_ROOT / "tests" / "smoke" / "smoke_tiny.yaml"
 
@@ -109,22 +110,11 @@ def test_config_differences_by_dotted_path():
     }
 
 
-def test_init_from_an_hf_repo(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    from tests.hub.hf_server import HFTestServer
-
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_TOKEN", "fake-token")
-    with HFTestServer() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-        parent = push_parent(tmp_path, repo="hf://acme/base")
-        child = run_recipe(SMOKE, ["--trainer.default_root_dir", str(tmp_path / "c"), "--trainer.max_epochs", "0",
-                                   "--zoo.init_from", "hf://acme/base@v1", "--zoo.repo_id", "acme/local-child"])
-        assert torch.equal(child.module.net.weight, parent.module.net.weight)
-    assert not server.errors, server.errors[0]
+def test_init_from_an_hf_repo(tmp_path, server):
+    parent = push_parent(tmp_path, repo="hf://acme/base")
+    child = run_recipe(SMOKE, ["--trainer.default_root_dir", str(tmp_path / "c"), "--trainer.max_epochs", "0",
+                               "--zoo.init_from", "hf://acme/base@v1", "--zoo.repo_id", "acme/local-child"])
+    assert torch.equal(child.module.net.weight, parent.module.net.weight)
     card = ModelCard.load(LocalHub().snapshot("acme/local-child") / "README.md")
     assert card.data.base_model == "acme/base" and card.data.base_model_revision == parent.commit_id
     assert f"({server.endpoint}/acme/base/tree/{parent.commit_id})" in card.text
