@@ -27,8 +27,14 @@ def same_weights(a, b) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_stop_then_resume_from_a_checkpoint_file_is_bit_exact(tmp_path):
-    full = run_recipe(RECIPE, ["--trainer.default_root_dir", str(tmp_path / "full"), "--zoo.repo_id", "null", *QUIET])
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The tiny recipe's 60 steps in one go (no push): what every resumed run must reproduce bit for bit."""
+    return run_recipe(RECIPE, ["--trainer.default_root_dir", str(tmp_path_factory.mktemp("full")), "--zoo.repo_id", "null", *QUIET])
+
+
+def test_stop_then_resume_from_a_checkpoint_file_is_bit_exact(tmp_path, uninterrupted):
+    full = uninterrupted
     root = tmp_path / "stopped"
     run_recipe(RECIPE, ["--trainer.default_root_dir", str(root), "--zoo.repo_id", "null", "--zoo.checkpoint_every", "7",
                         "--trainer.max_steps", "25", *QUIET])
@@ -41,7 +47,7 @@ def test_stop_then_resume_from_a_checkpoint_file_is_bit_exact(tmp_path):
     assert resumed.module.trainer.global_step == 60 and same_weights(full.module, resumed.module)
 
 
-def test_killed_run_resumes_bit_identical_and_counts_fit_time_across_resumes(tmp_path, isolated_hub):
+def test_killed_run_resumes_bit_identical_and_counts_fit_time_across_resumes(tmp_path, isolated_hub, uninterrupted):
     kill_at = random.randint(12, 52)  # 60 steps, checkpoints every 5
     root = tmp_path / "run"
     common = ["--trainer.default_root_dir", str(root), "--zoo.checkpoint_every", "5", "--zoo.repo_id", "acme/resumed", *QUIET]
@@ -56,8 +62,7 @@ def test_killed_run_resumes_bit_identical_and_counts_fit_time_across_resumes(tmp
     seconds_before = last["callbacks"]["FitClock"]["fit_seconds"]
 
     resumed = run_recipe(RECIPE, [*common, "--ckpt_path", "last"])
-    full = run_recipe(RECIPE, ["--trainer.default_root_dir", str(tmp_path / "full"), "--zoo.repo_id", "null", *QUIET])
-    assert resumed.module.trainer.global_step == 60 and same_weights(full.module, resumed.module), f"killed at step {kill_at}"
+    assert resumed.module.trainer.global_step == 60 and same_weights(uninterrupted.module, resumed.module), f"killed at step {kill_at}"
     assert resumed.loaded_back_equal is True
     card = (LocalHub().snapshot("acme/resumed") / "README.md").read_text()
     assert "| resumes | `1` |" in card and f"| fit_seconds | `{round(resumed.fit_seconds, 2)}` |" in card
