@@ -8,7 +8,8 @@ auxiliary heads and adapters are training-time parts (serving cost unchanged [pa
 
 Under ``zoo run`` (LightningCLI ``fit``), one training step = one window: ``training_step`` hands the window to
 the ``StreamingTrainer`` (manual optimisation; the trainer owns the optimizers and the per-window checkpoints in
-``data.checkpoint_dir``, so a killed run resumes where it stopped). ``max_epochs: 1`` = single pass.
+``data.checkpoint_dir``, so a killed run resumes where it stopped). ``max_epochs: 1`` = single pass. Under DDP
+every rank gets every window and the streaming trainer splits each optimizer step's batch across the ranks.
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ class ExFMSystem(ZooModule):
 
     config_class = ExFMConfig
     card_template = "exfm"
-    single_process_reason = ("its streaming trainer runs a whole window inside one training step with one optimizer per "
-                             "network; under DDP each rank would get other windows and those optimizers would never "
-                             "all-reduce their gradients")
 
     def __init__(self, config: ExFMConfig | None = None) -> None:
         super().__init__(config)
@@ -211,7 +209,10 @@ class ExFMStreamData(L.LightningDataModule):
     def train_dataloader(self) -> Any:
         self.setup()
         windows = torch.utils.data.Subset(_WindowIndex(len(self._windows)), range(self.start_window, len(self._windows)))
-        return torch.utils.data.DataLoader(windows, batch_size=None, shuffle=False)
+        # every rank takes every window (the streaming trainer splits each window's batches across ranks itself);
+        # Lightning leaves a DistributedSampler as it is, so this one-replica sampler is not swapped for a sharding one
+        sampler = torch.utils.data.DistributedSampler(windows, num_replicas=1, rank=0, shuffle=False)
+        return torch.utils.data.DataLoader(windows, batch_size=None, sampler=sampler)
 
 
 def stream_evaluation(model: ExFMSystem, datamodule: Any, trainer: Any) -> dict[str, float]:

@@ -22,6 +22,13 @@ a checkpoint with the current fingerprint is resumed; any other in the folder (a
 stream) is moved into ``stale-<its fingerprint>/`` with a message, and the run starts fresh: weights of two runs
 are never mixed.
 
+Data parallel (``zoo run ... --trainer.strategy ddp --trainer.devices N``, or any initialised
+``torch.distributed`` group): every rank reads every window, scores it and annotates it (deterministic, so all ranks
+agree), and each optimizer step of every network splits its batch across ranks (rank r takes rows r, r + N, ...):
+a rank's loss is the batch mean over its rows times its share of the rows, and the gradients are summed over ranks
+before the step, so every rank takes the step one process would take on the whole batch (up to the order of float
+additions). Only rank 0 writes checkpoints.
+
 ``start_window`` continues a system that was trained on windows before it (a pushed model started with
 ``zoo.init_from``): processing starts there, and the current foundation weights serve as snapshot
 ``start_window - 1`` (they are the FM trained through that window), so k = 1 students are supervised from the first
@@ -71,6 +78,9 @@ class StreamingTrainer:
         self.fingerprint = hashlib.sha256(json.dumps({"config": config_to_dict(config), "data": data_key, "start_window": start_window},
                                                      sort_keys=True).encode()).hexdigest()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.world, self.rank = 1, 0
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            self.world, self.rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
         self.keep_checkpoints = keep_checkpoints
         self.progress = progress
         self.foundation_optimizer = torch.optim.Adam(system.foundation.parameters(), lr=config.foundation.learning_rate)
@@ -131,7 +141,7 @@ class StreamingTrainer:
             self._train_student(t, index, student, ids, labels, memberships[student.vertical], annotated)
         self.history.extend(records)
         self.next_window = t + 1
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and self.rank == 0:
             self.save_checkpoint()
         return records
 
@@ -155,21 +165,40 @@ class StreamingTrainer:
         system.train()
         return records
 
-    def _batches(self, rows: np.ndarray, batch_size: int, generator_seed: list[int]) -> list[np.ndarray]:
+    def _batches(self, rows: np.ndarray, batch_size: int, generator_seed: list[int]) -> list[tuple[np.ndarray, float]]:
+        """The window's batches as ``(this rank's rows, its share of the batch)``; one process: ``(batch, 1.0)``."""
         if self.system.config.shuffle_within_window:
             rows = rows[np.random.default_rng(generator_seed).permutation(len(rows))]
-        return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        return [(b[self.rank::self.world], len(b[self.rank::self.world]) / len(b)) for b in batches]
+
+    def _reduce_gradients(self, module: torch.nn.Module) -> None:
+        """Sum the gradients of ``module`` over the ranks (one all-reduce of the flattened gradients)."""
+        if self.world == 1:
+            return
+        params = [p for p in module.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        torch.distributed.all_reduce(flat)
+        offset = 0
+        for p in params:
+            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
 
     def _train_foundation(self, t: int, ids: torch.Tensor, labels: torch.Tensor) -> None:
         config = self.system.config.foundation
         network, optimizer = self.system.foundation, self.foundation_optimizer
         network.train()
         for p in range(config.passes):
-            for batch in self._batches(np.arange(len(labels)), config.batch_size, [self.system.config.seed, t, 1_000_003, p]):
+            for batch, share in self._batches(np.arange(len(labels)), config.batch_size, [self.system.config.seed, t, 1_000_003, p]):
                 index = torch.from_numpy(batch)
                 optimizer.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(network(ids[index]), labels[index])
-                loss.backward()
+                if len(index):
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(network(ids[index]), labels[index])
+                    (loss * share).backward()
+                self._reduce_gradients(network)
                 optimizer.step()
 
     def _annotate(self, t: int, table: Any, ids: torch.Tensor, memberships: dict[str, np.ndarray]) -> Any:
@@ -199,19 +228,28 @@ class StreamingTrainer:
             if annotated.column(f"fm_snapshot_k{student.staleness}")[0].as_py() >= 0:
                 foundation_logit = torch.from_numpy(np.nan_to_num(column).astype(np.float32))
         network.train()
-        for batch in self._batches(np.flatnonzero(mask), config.student.batch_size, [config.seed, t, index]):
+        for batch, share in self._batches(np.flatnonzero(mask), config.student.batch_size, [config.seed, t, index]):
             rows = torch.from_numpy(batch)
             batch_fm = foundation_logit[rows] if foundation_logit is not None else None
             target = None
             if adapter is not None and batch_fm is not None:
-                target, _ = adapter_step(adapter, self.adapter_optimizers[student.name], batch_fm, labels[rows])
+                adapter_optimizer = self.adapter_optimizers[student.name]
+                if len(rows):
+                    target, _ = adapter_step(adapter, adapter_optimizer, batch_fm, labels[rows], loss_scale=share,
+                                             reduce_gradients=self._reduce_gradients if self.world > 1 else None)
+                else:  # no rows of this batch on this rank: it still joins the gradient sum and the step
+                    adapter_optimizer.zero_grad(set_to_none=True)
+                    self._reduce_gradients(adapter)
+                    adapter_optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            loss, _ = student_loss(
-                network, ids[rows], labels[rows], distillation=student.distillation, foundation_logit=batch_fm,
-                adapter_target=target, label_scale=student.label_scale, loss_weight=student.loss_weight,
-                gradient_scale_beta=student.gradient_scale,
-            )
-            loss.backward()
+            if len(rows):
+                loss, _ = student_loss(
+                    network, ids[rows], labels[rows], distillation=student.distillation, foundation_logit=batch_fm,
+                    adapter_target=target, label_scale=student.label_scale, loss_weight=student.loss_weight,
+                    gradient_scale_beta=student.gradient_scale,
+                )
+                (loss * share).backward()
+            self._reduce_gradients(network)
             optimizer.step()
 
     def evaluate_only(self, windows: Iterable[Any], start_window: int = 0) -> list[dict[str, Any]]:
