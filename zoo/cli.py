@@ -31,7 +31,11 @@ RUN_HELP = """Run a recipe: LightningCLI `fit`, then the recipe's evaluation, th
 
 Arguments after RECIPE go to LightningCLI (e.g. --trainer.devices 2 --trainer.strategy ddp
 --model.init_args.config.hidden 16); `zoo run RECIPE --help` shows them all. --zoo.KEY VALUE edits the
-recipe's zoo: block (preset, evaluation, repo_id, tag, commit_message, hub, dataset, load_back)."""
+recipe's zoo: block (preset, evaluation, repo_id, tag, commit_message, hub, dataset, load_back, init_from,
+init_new_keys, parent_evaluation, checkpoint_every).
+
+  zoo run RECIPE --zoo.init_from org/name[@rev]   start from a pushed model (hf://org/name for the Hugging Face Hub)
+  zoo run RECIPE --ckpt_path last                 resume a killed run from <default_root_dir>/checkpoints/last.ckpt"""
 
 
 REPRODUCE_HELP = """Re-run the recipe a commit pushed by `zoo run` records (recipe, sha256, exact arguments, in its

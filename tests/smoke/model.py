@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import lightning as L
 import torch
@@ -23,6 +24,10 @@ class SmokeConfig:
     in_features: int = 4  # inputs per row
     hidden: int = 0  # width of a tanh hidden layer; 0 = purely linear
     lr: float = 0.1  # SGD learning rate
+    aux_outputs: int = 0  # width of an auxiliary linear head on the inputs; 0 = none (a head a fine-tune may add)
+
+    finetune_safe_fields: ClassVar[tuple[str, ...]] = ("lr",)  # what zoo.init_from may change
+    finetune_head_fields: ClassVar[tuple[str, ...]] = ("aux_outputs",)  # ... only with zoo.init_new_keys
 
     def __post_init__(self) -> None:
         if self.in_features < 1:
@@ -41,6 +46,8 @@ class SmokeRegressor(ZooModule):
             self.net = torch.nn.Sequential(torch.nn.Linear(c.in_features, c.hidden), torch.nn.Tanh(), torch.nn.Linear(c.hidden, 1))
         else:
             self.net = torch.nn.Linear(c.in_features, 1)
+        if c.aux_outputs:
+            self.aux = torch.nn.Linear(c.in_features, c.aux_outputs)
         self.seen: list[int] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,6 +57,8 @@ class SmokeRegressor(ZooModule):
         index, x, y = batch
         self.seen.extend(index.tolist())
         loss = torch.nn.functional.mse_loss(self(x), y)
+        if self.config.aux_outputs:  # the auxiliary head learns to reproduce the target too
+            loss = loss + torch.nn.functional.mse_loss(self.aux(x), y[:, None].expand(-1, self.config.aux_outputs))
         self.log("train_mse", loss)
         return loss
 

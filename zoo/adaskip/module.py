@@ -71,6 +71,8 @@ class AdaSkipPlanModule(ZooModule):
 
     config_class = AdaSkipConfig
     card_template = "adaskip"
+    single_process_reason = ("calibration statistics accumulate in each process over its own prompts and are never "
+                             "reduced across ranks, so rank 0 would push a plan from part of the calibration data")
 
     def __init__(self, config: AdaSkipConfig | None = None) -> None:
         super().__init__(config)

@@ -71,6 +71,7 @@ class BilevelRLAgent(ZooModule):
         >>> agent.reward().shape
         torch.Size([10, 5])
     """
+    single_process_reason = "each step solves the whole MDP (soft value iteration and the adjoint system); there is no batch to split"
 
     config_class = BilevelRLConfig
     card_template = "bilevel_rl"

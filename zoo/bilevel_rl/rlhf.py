@@ -90,6 +90,8 @@ class PreferenceRLAgent(ZooModule):
     Each ``training_step`` is one outer iteration: a rollout, one actor-critic update on the learned reward,
     fresh labelled pairs from the rollout, and one reward update with the hypergradient term.
     """
+    single_process_reason = ("manual optimisation steps the reward and the policy without a gradient all-reduce, so each rank "
+                             "would train its own agent")
 
     config_class = PreferenceRLConfig
     card_template = "bilevel_rl"

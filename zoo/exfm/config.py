@@ -9,6 +9,7 @@ not known to be the paper's).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from zoo import register_model
 from zoo.exfm.data import category_mask, genre_mask, movielens_feature_spec, synthetic_feature_spec
@@ -92,6 +93,14 @@ class ExFMConfig:
     evaluation_start_window: int = 1  # windows before it are excluded from averaged metrics (warm-up)
     shuffle_within_window: bool = True  # shuffle rows inside a window before its single pass (seeded per window)
     seed: int = 0  # initial weights and per-window shuffles
+
+    # continuing a pushed system on later windows (zoo.init_from) may change the optimisation and the distillation
+    # knobs, not the features, verticals, architectures or the students' distillation modes (they set the heads)
+    finetune_safe_fields: ClassVar[tuple[str, ...]] = (
+        "foundation.learning_rate", "foundation.batch_size", "foundation.passes", "student.learning_rate", "student.batch_size",
+        "student.passes", "students.*.learning_rate", "students.*.label_scale", "students.*.loss_weight", "students.*.gradient_scale",
+        "students.*.staleness", "adapter_learning_rate", "evaluation_start_window", "shuffle_within_window", "seed",
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.features, dict):

@@ -78,14 +78,18 @@ def student_loss(network: CTRNetwork, ids: torch.Tensor, labels: torch.Tensor, *
 
 
 def adapter_step(adapter: StudentAdapter, optimizer: torch.optim.Optimizer, foundation_logit: torch.Tensor,
-                 labels: torch.Tensor) -> tuple[torch.Tensor, float]:
+                 labels: torch.Tensor, *, loss_scale: float = 1.0, reduce_gradients: Any = None) -> tuple[torch.Tensor, float]:
     """Student Adapter Algorithm 1 [reimpl]: one step on fresh labels, then the stop-gradiented target.
 
+    Data-parallel use: each rank passes its share of the batch, ``loss_scale`` = its share of the rows, and
+    ``reduce_gradients(module)`` sums the gradients over ranks before the step (see ``StreamingTrainer``).
     Returns (sigma(SA(z_F)) after the step, detached; the adapter's loss before the step).
     """
     optimizer.zero_grad(set_to_none=True)
     loss = F.binary_cross_entropy_with_logits(adapter(foundation_logit.detach()), labels)
-    loss.backward()
+    (loss * loss_scale).backward()
+    if reduce_gradients is not None:
+        reduce_gradients(adapter)
     optimizer.step()
     with torch.no_grad():
         target = torch.sigmoid(adapter(foundation_logit))

@@ -8,12 +8,14 @@ auxiliary heads and adapters are training-time parts (serving cost unchanged [pa
 
 Under ``zoo run`` (LightningCLI ``fit``), one training step = one window: ``training_step`` hands the window to
 the ``StreamingTrainer`` (manual optimisation; the trainer owns the optimizers and the per-window checkpoints in
-``data.checkpoint_dir``, so a killed run resumes where it stopped). ``max_epochs: 1`` = single pass.
+``data.checkpoint_dir``, so a killed run resumes where it stopped). ``max_epochs: 1`` = single pass. Under DDP
+every rank gets every window and the streaming trainer splits each optimizer step's batch across the ranks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from pathlib import Path
 from typing import Any
@@ -111,7 +113,8 @@ class ExFMSystem(ZooModule):
 
         datamodule = self.trainer.datamodule
         checkpoint_dir = getattr(datamodule, "checkpoint_dir", None)
-        self.stream_trainer = StreamingTrainer(self, checkpoint_dir, progress=False)
+        self.stream_trainer = StreamingTrainer(self, checkpoint_dir, progress=False, data_key=datamodule.data_key(),
+                                               start_window=datamodule.start_window)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         t = int(batch)
@@ -149,14 +152,22 @@ class ExFMStreamData(L.LightningDataModule):
         label: ML-100K click label, ``"rating>=4"`` or ``"rating==5"``.
         cache_dir: write the synthetic stream there as an Arrow file and memory-map it (None: keep windows in memory).
         checkpoint_dir: per-window checkpoints of the streaming trainer (None: none; a run cannot resume).
+        start_window: train (and evaluate) from this window on; the windows before it are the past of a system
+            started from a pushed model (``zoo.init_from``). The synthetic stream's windows depend only on
+            ``(seed, window)`` and its running statistics on the windows before, so a longer stream with the same
+            window size continues a shorter one exactly: windows 0..11 of 360,000 rows in 18 windows are those of
+            240,000 rows in 12.
     """
 
     def __init__(self, source: str = "synthetic", n_rows: int = 20_000, n_windows: int = 10, drift: float = 0.1, seed: int = 0,
                  stream_options: dict[str, Any] | None = None, path: str | None = None, label: str = "rating>=4",
-                 cache_dir: str | None = None, checkpoint_dir: str | None = None) -> None:
+                 cache_dir: str | None = None, checkpoint_dir: str | None = None, start_window: int = 0) -> None:
         super().__init__()
         if source not in ("synthetic", "ml100k"):
             raise ValueError(f"source must be 'synthetic' or 'ml100k', got {source!r}")
+        if not 0 <= start_window < n_windows:
+            raise ValueError(f"start_window must lie in [0, n_windows={n_windows}), got {start_window}")
+        self.start_window = start_window
         self.source, self.n_rows, self.n_windows, self.drift, self.seed = source, n_rows, n_windows, drift, seed
         self.stream_options = dict(stream_options or {})
         self.path, self.label, self.cache_dir, self.checkpoint_dir = path, label, cache_dir, checkpoint_dir
@@ -177,6 +188,12 @@ class ExFMStreamData(L.LightningDataModule):
             write_arrow_stream(stream, file, progress=True)
         return ArrowStream(file)
 
+    def data_key(self) -> str:
+        """What identifies this stream (the checkpoint fingerprint's data part)."""
+        return json.dumps({"source": self.source, "n_rows": self.n_rows, "n_windows": self.n_windows, "drift": self.drift,
+                           "seed": self.seed, "stream_options": self.stream_options, "path": self.path, "label": self.label,
+                           "start_window": self.start_window}, sort_keys=True, default=str)
+
     def setup(self, stage: str | None = None) -> None:
         if self._windows is None:
             self._windows = self._build()
@@ -191,12 +208,24 @@ class ExFMStreamData(L.LightningDataModule):
 
     def train_dataloader(self) -> Any:
         self.setup()
-        return torch.utils.data.DataLoader(_WindowIndex(len(self._windows)), batch_size=None, shuffle=False)
+        windows = torch.utils.data.Subset(_WindowIndex(len(self._windows)), range(self.start_window, len(self._windows)))
+        # every rank takes every window (the streaming trainer splits each window's batches across ranks itself);
+        # Lightning leaves a DistributedSampler as it is, so this one-replica sampler is not swapped for a sharding one
+        sampler = torch.utils.data.DistributedSampler(windows, num_replicas=1, rank=0, shuffle=False)
+        return torch.utils.data.DataLoader(windows, batch_size=None, sampler=sampler)
 
 
 def stream_evaluation(model: ExFMSystem, datamodule: Any, trainer: Any) -> dict[str, float]:
     """``zoo run`` evaluation: the progressive-validation metrics measured during the stream (evaluate-then-train),
-    averaged over windows >= ``evaluation_start_window``, plus DAS call counts and transfer ratios."""
-    if model.stream_trainer is None:
-        raise ValueError("the system has not been trained on a stream yet")
+    averaged over windows >= ``evaluation_start_window``, plus DAS call counts and transfer ratios.
+
+    A system not trained in this run (the parent of a continued run, ``zoo.init_from``) is scored frozen on the same
+    windows (from ``datamodule.start_window`` on) and trains on none: the same metrics of a model that stopped
+    learning, beside the child that kept learning."""
+    if getattr(model, "stream_trainer", None) is None:
+        from zoo.exfm.stream import StreamingTrainer
+
+        frozen = StreamingTrainer(model)
+        frozen.evaluate_only(datamodule.windows(), getattr(datamodule, "start_window", 0))
+        return frozen.summary()
     return model.stream_trainer.summary()

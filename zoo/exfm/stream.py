@@ -15,12 +15,33 @@ For window t (all [ours] unless tagged; the paper states single-pass streaming t
 
 Every random draw is seeded by (seed, window), and optimizer states are carried across windows, so a run killed
 after window t and resumed from its checkpoint produces bit-identical weights and metrics.
+
+A checkpoint belongs to one run: its file name and contents carry a fingerprint, the sha256 of the system's config
+(``config.json``'s fields) and of ``data_key`` (what identifies the stream: source, sizes, seed, first window). Only
+a checkpoint with the current fingerprint is resumed; any other in the folder (a rerun with another seed, preset or
+stream) is moved into ``stale-<its fingerprint>/`` with a message, and the run starts fresh: weights of two runs
+are never mixed.
+
+Data parallel (``zoo run ... --trainer.strategy ddp --trainer.devices N``, or any initialised
+``torch.distributed`` group): every rank reads every window, scores it and annotates it (deterministic, so all ranks
+agree), and each optimizer step of every network splits its batch across ranks (rank r takes rows r, r + N, ...):
+a rank's loss is the batch mean over its rows times its share of the rows, and the gradients are summed over ranks
+before the step, so every rank takes the step one process would take on the whole batch (up to the order of float
+additions). Only rank 0 writes checkpoints.
+
+``start_window`` continues a system that was trained on windows before it (a pushed model started with
+``zoo.init_from``): processing starts there, and the current foundation weights serve as snapshot
+``start_window - 1`` (they are the FM trained through that window), so k = 1 students are supervised from the first
+window on. Optimizer states start fresh (a pushed repo holds weights only).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -38,15 +59,28 @@ class StreamingTrainer:
 
     Args:
         system: the ``ExFMSystem`` whose networks are trained in place.
-        checkpoint_dir: folder for per-window checkpoints; an existing checkpoint there is resumed from.
+        checkpoint_dir: folder for per-window checkpoints; an existing checkpoint there with this run's fingerprint is
+            resumed from (others are set aside, see the module docstring).
         keep_checkpoints: how many of the newest checkpoints to keep.
         progress: show a tqdm bar over windows.
+        data_key: what identifies the stream (part of the checkpoint fingerprint).
+        start_window: the first window to process (a system already trained on the windows before it).
     """
 
-    def __init__(self, system: Any, checkpoint_dir: str | Path | None = None, *, keep_checkpoints: int = 2, progress: bool = False) -> None:
+    def __init__(self, system: Any, checkpoint_dir: str | Path | None = None, *, keep_checkpoints: int = 2, progress: bool = False,
+                 data_key: str = "", start_window: int = 0) -> None:
+        from zoo._core.config import config_to_dict
+
         self.system = system
         config = system.config
+        if start_window < 0:
+            raise ValueError(f"start_window must be >= 0, got {start_window}")
+        self.fingerprint = hashlib.sha256(json.dumps({"config": config_to_dict(config), "data": data_key, "start_window": start_window},
+                                                     sort_keys=True).encode()).hexdigest()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.world, self.rank = 1, 0
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            self.world, self.rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
         self.keep_checkpoints = keep_checkpoints
         self.progress = progress
         self.foundation_optimizer = torch.optim.Adam(system.foundation.parameters(), lr=config.foundation.learning_rate)
@@ -60,9 +94,11 @@ class StreamingTrainer:
         self.das = DataAugmentationService()
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
         self.history: list[dict[str, Any]] = []
-        self.next_window = 0
+        self.next_window = start_window
         self.annotator = copy.deepcopy(system.foundation).requires_grad_(False)
         self.max_staleness = max([s.staleness for s in config.students if s.distillation != "none"], default=0)
+        if start_window > 0:  # the FM as given was trained through window start_window - 1
+            self.snapshots[start_window - 1] = {k: v.detach().clone() for k, v in system.foundation.state_dict().items()}
         if self.checkpoint_dir is not None:
             self.resume()
 
@@ -105,7 +141,7 @@ class StreamingTrainer:
             self._train_student(t, index, student, ids, labels, memberships[student.vertical], annotated)
         self.history.extend(records)
         self.next_window = t + 1
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and self.rank == 0:
             self.save_checkpoint()
         return records
 
@@ -129,21 +165,40 @@ class StreamingTrainer:
         system.train()
         return records
 
-    def _batches(self, rows: np.ndarray, batch_size: int, generator_seed: list[int]) -> list[np.ndarray]:
+    def _batches(self, rows: np.ndarray, batch_size: int, generator_seed: list[int]) -> list[tuple[np.ndarray, float]]:
+        """The window's batches as ``(this rank's rows, its share of the batch)``; one process: ``(batch, 1.0)``."""
         if self.system.config.shuffle_within_window:
             rows = rows[np.random.default_rng(generator_seed).permutation(len(rows))]
-        return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        return [(b[self.rank::self.world], len(b[self.rank::self.world]) / len(b)) for b in batches]
+
+    def _reduce_gradients(self, module: torch.nn.Module) -> None:
+        """Sum the gradients of ``module`` over the ranks (one all-reduce of the flattened gradients)."""
+        if self.world == 1:
+            return
+        params = [p for p in module.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        torch.distributed.all_reduce(flat)
+        offset = 0
+        for p in params:
+            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
 
     def _train_foundation(self, t: int, ids: torch.Tensor, labels: torch.Tensor) -> None:
         config = self.system.config.foundation
         network, optimizer = self.system.foundation, self.foundation_optimizer
         network.train()
         for p in range(config.passes):
-            for batch in self._batches(np.arange(len(labels)), config.batch_size, [self.system.config.seed, t, 1_000_003, p]):
+            for batch, share in self._batches(np.arange(len(labels)), config.batch_size, [self.system.config.seed, t, 1_000_003, p]):
                 index = torch.from_numpy(batch)
                 optimizer.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(network(ids[index]), labels[index])
-                loss.backward()
+                if len(index):
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(network(ids[index]), labels[index])
+                    (loss * share).backward()
+                self._reduce_gradients(network)
                 optimizer.step()
 
     def _annotate(self, t: int, table: Any, ids: torch.Tensor, memberships: dict[str, np.ndarray]) -> Any:
@@ -173,20 +228,41 @@ class StreamingTrainer:
             if annotated.column(f"fm_snapshot_k{student.staleness}")[0].as_py() >= 0:
                 foundation_logit = torch.from_numpy(np.nan_to_num(column).astype(np.float32))
         network.train()
-        for batch in self._batches(np.flatnonzero(mask), config.student.batch_size, [config.seed, t, index]):
+        for batch, share in self._batches(np.flatnonzero(mask), config.student.batch_size, [config.seed, t, index]):
             rows = torch.from_numpy(batch)
             batch_fm = foundation_logit[rows] if foundation_logit is not None else None
             target = None
             if adapter is not None and batch_fm is not None:
-                target, _ = adapter_step(adapter, self.adapter_optimizers[student.name], batch_fm, labels[rows])
+                adapter_optimizer = self.adapter_optimizers[student.name]
+                if len(rows):
+                    target, _ = adapter_step(adapter, adapter_optimizer, batch_fm, labels[rows], loss_scale=share,
+                                             reduce_gradients=self._reduce_gradients if self.world > 1 else None)
+                else:  # no rows of this batch on this rank: it still joins the gradient sum and the step
+                    adapter_optimizer.zero_grad(set_to_none=True)
+                    self._reduce_gradients(adapter)
+                    adapter_optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            loss, _ = student_loss(
-                network, ids[rows], labels[rows], distillation=student.distillation, foundation_logit=batch_fm,
-                adapter_target=target, label_scale=student.label_scale, loss_weight=student.loss_weight,
-                gradient_scale_beta=student.gradient_scale,
-            )
-            loss.backward()
+            if len(rows):
+                loss, _ = student_loss(
+                    network, ids[rows], labels[rows], distillation=student.distillation, foundation_logit=batch_fm,
+                    adapter_target=target, label_scale=student.label_scale, loss_weight=student.loss_weight,
+                    gradient_scale_beta=student.gradient_scale,
+                )
+                (loss * share).backward()
+            self._reduce_gradients(network)
             optimizer.step()
+
+    def evaluate_only(self, windows: Iterable[Any], start_window: int = 0) -> list[dict[str, Any]]:
+        """Score windows >= ``start_window`` with the system as it is, training on none of them (a frozen model, e.g.
+        the parent of a continued run); the records go to ``history`` as ``run`` would put them."""
+        for t, table in enumerate(windows):
+            if t < start_window:
+                continue
+            ids = torch.from_numpy(self.system.config.features.encode(table, strict=False))
+            labels = torch.from_numpy(np.asarray(table.column("label").to_numpy(), dtype=np.float32))
+            self.history.extend(self._evaluate(t, ids, labels, self.system.memberships(table)))
+            self.next_window = t + 1
+        return self.history
 
     # -- results -----------------------------------------------------------------------------------------------------
     def summary(self, start_window: int | None = None) -> dict[str, float]:
@@ -217,8 +293,9 @@ class StreamingTrainer:
                 ratio = transfer_ratio(out[f"{alone[s.vertical]}/ne"], out[f"{s.name}/ne"], out[f"foundation/{s.vertical}/ne"])
                 if np.isfinite(ratio):
                     out[f"{s.name}/transfer_ratio"] = ratio
-        out["das/fm_calls"] = float(self.das.calls)
-        out["das/naive_calls"] = float(self.das.naive_calls)
+        if self.das.naive_calls:
+            out["das/fm_calls"] = float(self.das.calls)
+            out["das/naive_calls"] = float(self.das.naive_calls)
         out["windows"] = float(self.next_window)
         return out
 
@@ -233,9 +310,13 @@ class StreamingTrainer:
             "snapshots": self.snapshots,
             "das": self.das.state_dict(),
             "history": self.history,
+            "fingerprint": self.fingerprint,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("fingerprint") != self.fingerprint:
+            raise ValueError(f"checkpoint fingerprint {state.get('fingerprint')!r} is not this run's {self.fingerprint!r} "
+                             "(another config or stream); it is never loaded")
         self.system.load_state_dict(state["system"])
         self.foundation_optimizer.load_state_dict(state["foundation_optimizer"])
         for k, o in self.student_optimizers.items():
@@ -250,19 +331,31 @@ class StreamingTrainer:
     def save_checkpoint(self) -> Path:
         assert self.checkpoint_dir is not None
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        path = self.checkpoint_dir / f"window-{self.next_window - 1:06d}.pt"
+        tag = self.fingerprint[:16]
+        path = self.checkpoint_dir / f"window-{self.next_window - 1:06d}-{tag}.pt"
         tmp = path.with_suffix(".tmp")
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, path)  # atomic: a kill leaves either the old or the new checkpoint, never half of one
-        for old in sorted(self.checkpoint_dir.glob("window-*.pt"))[:-self.keep_checkpoints]:
+        for old in sorted(self.checkpoint_dir.glob(f"window-*-{tag}.pt"))[:-self.keep_checkpoints]:
             old.unlink()
         return path
 
     def resume(self) -> bool:
-        """Load the newest checkpoint in ``checkpoint_dir``; False if there is none."""
+        """Load the newest checkpoint of this run (same fingerprint) in ``checkpoint_dir``; False if there is none.
+        Checkpoints of other runs are moved into ``stale-<fingerprint>/`` (see the module docstring)."""
         if self.checkpoint_dir is None or not self.checkpoint_dir.is_dir():
             return False
-        found = sorted(self.checkpoint_dir.glob("window-*.pt"))
+        tag = self.fingerprint[:16]
+        others = sorted(p for p in self.checkpoint_dir.glob("window-*.pt") if not p.name.endswith(f"-{tag}.pt"))
+        for path in others:
+            parts = path.stem.split("-")
+            stale = self.checkpoint_dir / f"stale-{parts[2] if len(parts) == 3 else 'unknown'}"
+            stale.mkdir(exist_ok=True)
+            os.replace(path, stale / path.name)
+        if others:
+            print(f"ExFM stream: {len(others)} checkpoint(s) in {self.checkpoint_dir} belong to another config or stream "
+                  f"(fingerprint is not {tag}); moved to stale-*/ and not resumed", file=sys.stderr)
+        found = sorted(self.checkpoint_dir.glob(f"window-*-{tag}.pt"))
         if not found:
             return False
         # weights_only: plain tensors, dicts, lists and numbers; nothing is unpickled beyond that

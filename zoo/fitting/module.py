@@ -33,6 +33,9 @@ __all__ = ["FitModule", "SingleBatchData", "evaluate_fit"]
 class FitModule(ZooModule):
     """Abstract base: a maximum-likelihood fit as a LightningModule (see the module docstring)."""
 
+    single_process_reason = ("a fit minimises the likelihood of the whole data set with full-batch LBFGS line searches; "
+                             "there is no batch to split, and each rank would fit the same data alone")
+
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self.parameter_set = ParameterSet(self.parameter_specs())
@@ -92,6 +95,8 @@ class FitModule(ZooModule):
         return loss
 
     def configure_optimizers(self):
+        if self.trainer.world_size > 1:  # also when the Trainer is used without `zoo run`
+            raise ValueError(f"{type(self).__name__} cannot train data-parallel: {self.single_process_reason}")
         return torch.optim.LBFGS(
             [self.unconstrained], lr=1.0, max_iter=int(getattr(self.config, "max_iterations", 200)), history_size=50,
             tolerance_grad=1e-10, tolerance_change=1e-14, line_search_fn="strong_wolfe",

@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-__all__ = ["check_fit_options", "Parameter", "ParameterSet"]
+__all__ = ["FIT_OPTION_FIELDS", "check_fit_options", "Parameter", "ParameterSet"]
 
 _NONE, _LOWER, _UPPER, _BOTH = 0, 1, 2, 3
 
@@ -193,6 +193,12 @@ class ParameterSet:
 
 def as_parameter_set(parameters: ParameterSet | Sequence[Parameter]) -> ParameterSet:
     return parameters if isinstance(parameters, ParameterSet) else ParameterSet(parameters)
+
+
+# What a refit started from a pushed fit (zoo.init_from) may change in any fitter's config: how it minimises and how
+# it reports errors. Start values are not listed (the parent's fitted values replace them), nor anything that
+# changes the model, the bounds or which parameters are free.
+FIT_OPTION_FIELDS = ("max_iterations", "loss", "error_method", "scale_covariance")
 
 
 def check_fit_options(config: object, losses: tuple[str, ...] = ("poisson", "gaussian")) -> None:

@@ -98,6 +98,7 @@ def closed_form_capacity(config: HolevoConfig) -> float | None:
 
 class HolevoModule(ZooModule):
     """Holevo capacity fit (see module docstring)."""
+    single_process_reason = "a Riemannian optimizer steps through a closure over the whole channel; there is no data to split"
 
     config_class = HolevoConfig
     card_template = "holevo"

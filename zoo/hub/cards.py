@@ -8,6 +8,11 @@ tag ``arxiv:<id>``, and a ``model-index`` holding exactly the ``metrics`` passed
 made from the same ``metrics``: a card never shows a number that the caller did not measure. Longer measured
 reports (a benchmark table with the command that made it) go in ``module.card_reports`` (``{title: markdown}``) and
 are printed as sections of their own after the results, so they are never mistaken for the run's own metrics.
+
+A model started from another (``zoo run`` with ``zoo.init_from``) carries ``module.card_lineage`` (see
+``zoo._core.finetune.Parent.lineage``): the front matter gains ``base_model`` (the parent's repo id, the Hugging Face
+convention), ``base_model_revision`` (its commit id) and ``base_model_relation: finetune``; the body links the parent
+and the results table puts the parent's metrics beside the child's, saying where the parent's numbers come from.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ def render_card(
     tags = ["paperzoo", *(meta.get("tags") or [])]
     if meta.get("arxiv"):
         tags.append(f"arxiv:{meta['arxiv']}")
+    lineage = _lineage(module)
     eval_results = [
         EvalResult(task_type=str(meta.get("task", "other")), dataset_type=dataset, dataset_name=dataset,
                    metric_type=k, metric_name=k, metric_value=v)
@@ -102,9 +108,10 @@ def render_card(
         tags=list(dict.fromkeys(tags)),
         datasets=datasets or None,
         pipeline_tag=meta.get("pipeline_tag"),
-        base_model=meta.get("base_model"),
+        base_model=lineage["base_model"] if lineage else meta.get("base_model"),
         model_name=name,
         eval_results=eval_results or None,
+        **({"base_model_revision": lineage["commit_id"], "base_model_relation": "finetune"} if lineage else {}),
     )
 
     def loader(template: str) -> str:
@@ -126,8 +133,29 @@ def render_card(
         meta=meta,
         files=list(files or []),
         reports={str(k): _nest_headings(str(v)) for k, v in (getattr(module, "card_reports", None) or {}).items()},
+        lineage=lineage,
+        comparison=_comparison(metrics, lineage["metrics"]) if lineage and lineage["metrics"] else [],
     )
     return str(ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}"))
+
+
+def _lineage(module: Any) -> dict[str, Any] | None:
+    lineage = getattr(module, "card_lineage", None)
+    if not lineage:
+        return None
+    missing = [k for k in ("base_model", "commit_id", "url") if not lineage.get(k)]
+    if missing:
+        raise ZooError(f"card_lineage lacks {missing}")
+    return {**lineage, "metrics": {str(k): _metric_value(str(k), v) for k, v in (lineage.get("metrics") or {}).items()}}
+
+
+def _comparison(child: Mapping[str, float], parent: Mapping[str, float]) -> list[tuple[str, str, str]]:
+    """Rows ``(metric, child, parent)`` of the side-by-side table: the child's metrics first, then the parent's others."""
+    def shown(values: Mapping[str, float], name: str) -> str:
+        return "%.6g" % values[name] if name in values else "-"
+
+    names = list(child) + [n for n in parent if n not in child]
+    return [(n, shown(child, n), shown(parent, n)) for n in names]
 
 
 def _nest_headings(markdown: str) -> str:

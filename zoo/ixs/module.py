@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from zoo.fitting.parameters import check_fit_options
-from typing import Any, Mapping
+from zoo.fitting.parameters import FIT_OPTION_FIELDS, check_fit_options
+from typing import Any, ClassVar, Mapping
 
 import torch
 
@@ -65,6 +65,11 @@ class IxsConfig:
     error_method: str = "hessian"  # "hessian" or "fisher"
     scale_covariance: bool = False  # lmfit-style rescaling
     max_iterations: int = 300  # LBFGS iterations per training step
+
+    # a refit at new temperatures (zoo.init_from) may change the fit options, the numerics of the resolution grid and
+    # the resolution of the new data; not beta, the smoothing or the anomaly terms (they change the model)
+    finetune_safe_fields: ClassVar[tuple[str, ...]] = (*FIT_OPTION_FIELDS, "resolution_*",
+                                                       "padding", "fine_step")
 
     def __post_init__(self) -> None:
         for name in ("omega", "gamma", "phonon_amplitude", "incoherent_elastic", "superlattice_intensity", "T_star", "beta",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
-from zoo.fitting.parameters import check_fit_options
+from zoo.fitting.parameters import FIT_OPTION_FIELDS, check_fit_options
 
 __all__ = ["KagomeConfig"]
 
@@ -36,6 +37,9 @@ class KagomeConfig:
     error_method: str = "hessian"  # "hessian" or "fisher"
     scale_covariance: bool = False  # lmfit-style rescaling by deviance/dof
     max_iterations: int = 200  # LBFGS iterations per training step
+
+    # a refit (zoo.init_from) may change the fit options and the resolutions of the new data
+    finetune_safe_fields: ClassVar[tuple[str, ...]] = (*FIT_OPTION_FIELDS, "temperature", "energy_resolution", "momentum_resolution")
 
     def __post_init__(self) -> None:
         for name in ("Z1", "Z2"):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
-from zoo.fitting.parameters import check_fit_options
+from zoo.fitting.parameters import FIT_OPTION_FIELDS, check_fit_options
 
 __all__ = ["SpinWaveConfig"]
 
@@ -29,6 +30,9 @@ class SpinWaveConfig:
     error_method: str = "hessian"  # "hessian" (observed) or "fisher" (expected information)
     scale_covariance: bool = False  # multiply the covariance by deviance/dof (lmfit's scale_covar)
     max_iterations: int = 200  # LBFGS iterations per training step
+
+    # a refit at new fields (zoo.init_from) may change the fit options and the instrument resolution of the new data
+    finetune_safe_fields: ClassVar[tuple[str, ...]] = (*FIT_OPTION_FIELDS, "resolution_fwhm")
 
     def __post_init__(self) -> None:
         if not 0 < self.J_perp < self.exchange_bound:

@@ -56,6 +56,7 @@ class SymplecticConfig:
 
 class SymplecticModule(ZooModule):
     """Trace minimisation on the symplectic Stiefel manifold (see module docstring)."""
+    single_process_reason = "a Riemannian optimizer steps through a closure over the whole matrix; there is no data to split"
 
     config_class = SymplecticConfig
     card_template = "symplectic"
