@@ -266,3 +266,44 @@ def test_http_pushes_leave_no_staging_folder_or_held_lock(served):
         assert entry.suffix == ".lock", entry
         with open(entry, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError if still held
+
+
+def test_a_push_landing_between_the_head_check_and_the_commit_is_not_dropped(served, monkeypatch, tmp_path):
+    """Another process pushes after the server's last look at the head but before its commit takes the lock: the
+    conditional push (expected_parent) refuses, the server rebuilds on the new head, nothing is lost (the
+    server used to land its commit on top anyway, without the other push's file, and answer 409)."""
+    api = HfApi(endpoint=served.endpoint)
+    api.create_repo("acme/racing")
+    api.upload_file(path_or_fileobj=b"base", path_in_repo="base.txt", repo_id="acme/racing")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "base.txt").write_text("base")
+    (other / "local.txt").write_text("pushed by another process")
+    push, calls = LocalHub.push, []
+
+    def push_after_someone_else(self, repo_id, folder, **kwargs):
+        calls.append(kwargs.get("expected_parent"))
+        if len(calls) == 1:
+            push(LocalHub(self.root), "acme/racing", other, message="local push")
+        return push(self, repo_id, folder, **kwargs)
+
+    monkeypatch.setattr(LocalHub, "push", push_after_someone_else)
+    api.upload_file(path_or_fileobj=b"http", path_in_repo="http.txt", repo_id="acme/racing", commit_message="http")
+    monkeypatch.setattr(LocalHub, "push", push)
+    hub = LocalHub()
+    assert [c.message for c in hub.log("acme/racing")][:2] == ["http", "local push"] and len(calls) == 2
+    assert sorted(hub.log("acme/racing")[0].tree) == ["base.txt", "http.txt", "local.txt"]
+
+
+def test_conditional_local_push_refuses_a_moved_branch(isolated_hub, tmp_path):
+    from zoo._core.errors import ParentMovedError
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    hub = LocalHub()
+    first = hub.push("acme/cond", folder, expected_parent=None)
+    with pytest.raises(ParentMovedError, match="expected parent"):
+        hub.push("acme/cond", folder, expected_parent="0" * 40)
+    assert hub.push("acme/cond", folder, expected_parent=first) != first
+    assert len(hub.log("acme/cond")) == 2 and not [p for p in (hub.repo_dir("acme/cond") / ".staging").iterdir() if p.is_dir()]

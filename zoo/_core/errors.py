@@ -48,3 +48,7 @@ class TagExistsError(ZooError, ValueError):
 
 class HubLockTimeout(ZooError, TimeoutError):
     """Another process held the repo lock for longer than the timeout."""
+
+
+class ParentMovedError(ZooError):
+    """A push that named the parent it was built on found the branch at another commit (nothing was written)."""

@@ -44,7 +44,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from zoo._core.errors import HubLockTimeout, IntegrityError, RepoNotFoundError, RevisionNotFoundError, TagExistsError, ZooError
+from zoo._core.errors import (HubLockTimeout, IntegrityError, ParentMovedError, RepoNotFoundError, RevisionNotFoundError,
+                              TagExistsError, ZooError)
 from zoo._core.files import file_mode, read_json_object, set_modes
 from zoo.hub.repo_id import validate_ref_name, validate_repo_id, validate_revision
 
@@ -54,6 +55,7 @@ _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
 _CHUNK = 1 << 22
 _COMMIT_FIELDS = ("id", "parent", "message", "time", "branch", "tree", "tree_hash")
+ANY_PARENT = object()  # push(expected_parent=...) default: commit on whatever the branch head is
 STAGING_LEASE_S = 24 * 3600.0  # a lock-less staging folder (from an older zoo) older than this is stale
 _YOUNG_LOCK_S = 60.0  # a staging lock file without its folder is left alone this long after its last change
 _LIVE_STAGING: dict[str, object] = {}  # staging folder -> the FileLock this process holds on it
@@ -273,10 +275,14 @@ class LocalHub:
         branch: str = "main",
         tag: str | None = None,
         move: bool = False,
+        expected_parent: str | None | object = ANY_PARENT,
     ) -> str:
         """Commit the files of ``folder`` as a new snapshot on ``branch``; return the commit id.
 
         With ``move=True`` the folder (best made by ``staging_dir``) is renamed into place instead of copied.
+        ``expected_parent`` (a commit id, or None for a new branch) makes the push conditional: if the branch head
+        is another commit when the lock is taken, nothing is written and ``ParentMovedError`` is raised (a
+        snapshot built from an older head would otherwise drop what the newer head added).
         """
         repo = self.repo_dir(repo_id)
         self.check_push(repo_id, branch, tag)
@@ -301,6 +307,9 @@ class LocalHub:
                 self._check_ref_kinds(repo, repo_id, branch, tag)
                 head = repo / "refs" / branch
                 parent = self._read_ref(head) if head.exists() else None
+                if expected_parent is not ANY_PARENT and parent != expected_parent:
+                    raise ParentMovedError(f"{repo_id}@{branch} is at {parent or 'no commit'}, not at the expected parent "
+                                           f"{expected_parent or 'no commit'}; nothing was pushed")
                 timestamp = time.time()
                 commit_id = _commit_id(tree_hash, parent, message, timestamp, branch)
                 os.rename(staged, repo / "snapshots" / commit_id)

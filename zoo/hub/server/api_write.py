@@ -14,10 +14,9 @@
 A commit lands through ``LocalHub.push``, so it has the local hub's guarantees: the new snapshot is built in
 the repo's staging folder (the branch head's files, then the uploaded files, minus the deleted ones) and
 renamed into place under the repo's file lock; its manifest records every file's sha256. Commits through one
-server are serialised per repo. Before pushing, the server checks that the branch head is still the one it
-built on and rebuilds otherwise; a push by another process in the instant between that check and the lock is
-detected afterwards (the new commit's parent is not the head it built on) and answered 409, naming both
-commits: nothing is lost (both snapshots are in the history) but the branch head misses the other change.
+server are serialised per repo. The push is conditional on the branch head the snapshot was built from
+(``LocalHub.push(expected_parent=...)``, checked under the lock): if another process pushed meanwhile, nothing
+is written and the server rebuilds on the new head, so no change is ever dropped.
 
 Uploaded files travel inline (base64 in the ndjson body), so a commit's size is bounded by ``max_commit_bytes``
 (default 2 GiB); each file line is decoded and written to disk as it arrives, so memory holds one file at a time.
@@ -28,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import os
 import shutil
@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from zoo._core.errors import ZooError
+from zoo._core.errors import ParentMovedError, ZooError
 from zoo.hub.local import _write_atomic
 from zoo.hub.repo_id import validate_ref_name, validate_repo_id
 from zoo.hub.server.auth import TokenCheck
@@ -239,10 +239,11 @@ async def commit(request: web.Request) -> web.Response:
                 staged = await asyncio.to_thread(store.hub.staging_dir, repo_id)
                 try:
                     await asyncio.to_thread(_build_snapshot, store, repo_id, head, uploads, ops, staged)
-                    if _head(store, repo_id, branch) != head:  # another process pushed meanwhile: rebuild
-                        continue
-                    commit_id = await asyncio.to_thread(
-                        store.hub.push, repo_id, staged, message=message, branch=branch, move=True)
+                    try:  # conditional on the head it was built from; another process may push meanwhile
+                        commit_id = await asyncio.to_thread(functools.partial(
+                            store.hub.push, repo_id, staged, message=message, branch=branch, move=True, expected_parent=head))
+                    except ParentMovedError:
+                        continue  # rebuild on the new head
                 finally:
                     if staged.exists():  # not consumed by push: remove it and release its lock
                         await asyncio.to_thread(store.hub.discard_staging, staged)
@@ -255,10 +256,6 @@ async def commit(request: web.Request) -> web.Response:
             raise HttpError(400, f"cannot build the commit of {repo_id}: {error}") from None
         finally:
             await asyncio.to_thread(store.hub.discard_staging, uploads)
-    parent = store.hub.commit_info(repo_id, commit_id).parent
-    if parent != head:
-        raise HttpError(409, f"commit {commit_id} landed on {repo_id}@{branch}, but on top of {parent}, which another "
-                             f"process pushed after this commit was built on {head}: the branch head lacks that change")
     return web.json_response({"success": True, "commitOid": commit_id, "pullRequestUrl": None,
                               "commitUrl": f"{request.url.origin()}/{repo_id}/commit/{commit_id}"})
 
