@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from zoo._core.errors import RepoNotFoundError, RevisionNotFoundError, ZooError
+from zoo._core.errors import RepoNotFoundError, RevisionNotFoundError, TagExistsError, ZooError
 
 __all__ = ["download", "push_folder"]
 
@@ -42,14 +42,27 @@ def push_folder(folder: str | Path, repo_id: str, *, message: str, tag: str | No
 
     if _offline():
         raise ZooError(f"cannot push to hf://{repo_id}: HF_HUB_OFFLINE is set")
+    from huggingface_hub.errors import HfHubHTTPError
+
     api = HfApi(endpoint=_endpoint())
-    api.create_repo(repo_id, exist_ok=True)
-    if branch != "main":
-        api.create_branch(repo_id, branch=branch, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=message, revision=branch)
-    commit_id = info.oid
-    if tag is not None:
-        api.create_tag(repo_id, tag=tag, revision=commit_id, tag_message=message)
+    try:
+        api.create_repo(repo_id, exist_ok=True)
+        if tag is not None:  # refuse before uploading: the Hub would land the commit, then refuse the tag
+            refs = api.list_repo_refs(repo_id)
+            if tag in {t.name for t in refs.tags}:
+                raise TagExistsError(f"tag {tag!r} already exists in hf://{repo_id} (tags are immutable); nothing was pushed")
+            if tag in {b.name for b in refs.branches}:
+                raise ZooError(f"{tag!r} is a branch of hf://{repo_id}; a tag may not take a branch's name; nothing was pushed")
+        if branch != "main":
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=message, revision=branch)
+        commit_id = info.oid
+        if tag is not None:
+            api.create_tag(repo_id, tag=tag, revision=commit_id, tag_message=message)
+    except HfHubHTTPError as error:
+        status = getattr(error.response, "status_code", None)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ZooError(f"push to hf://{repo_id} refused by {_endpoint() or 'the Hub'} (HTTP {status}): {first}") from None
     return commit_id
 
 
