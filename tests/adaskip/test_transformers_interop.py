@@ -2,7 +2,7 @@
 
 ``AutoModelForCausalLM.from_pretrained(folder)`` must give the same logits, bit for bit and in the same dtype, as
 the zoo module, from a local snapshot and from one downloaded through ``HF_ENDPOINT`` with huggingface_hub's
-``snapshot_download``; ``zoo.from_pretrained`` still loads the folder strictly; folders written before the hook
+``snapshot_download`` from ``zoo hub serve``; ``zoo.from_pretrained`` still loads the folder strictly; folders written before the hook
 (zoo fields at the top of config.json, weights named ``lm.*``) still load.
 """
 
@@ -21,25 +21,9 @@ from zoo._core.errors import ConfigError, ZooError
 from zoo.adaskip.byte_llama import ByteLlamaModule
 from zoo.hub import LocalHub
 
-from tests.hub.hf_server import HFTestServer
+from tests.hub.served import hf_client, served  # noqa: F401  (fixtures: `zoo hub serve` on loopback)
 
 OLD_LAYOUT = Path(__file__).parent / "data" / "byte_llama_old_layout"
-
-
-@pytest.fixture
-def server(monkeypatch):
-    """The loopback Hugging Face test server, with HF_ENDPOINT pointing at it (as tests/hub/test_remote.py does)."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_TOKEN", "fake-token")
-    with HFTestServer() as srv:
-        monkeypatch.setenv("HF_ENDPOINT", srv.endpoint)
-        yield srv
-    assert not srv.errors, srv.errors[0]
 
 
 def _trained_looking_model() -> ByteLlamaModule:
@@ -91,12 +75,13 @@ def test_local_snapshot_opens_with_unmodified_automodel(isolated_hub):
     _same_logits(loaded, hf_model)
 
 
-def test_snapshot_through_hf_endpoint_opens_with_automodel(server, tmp_path):
+def test_snapshot_through_hf_endpoint_opens_with_automodel(served, tmp_path):
+    """Pushed to and downloaded from `zoo hub serve` with the unmodified client."""
     from huggingface_hub import snapshot_download
 
     model = _trained_looking_model()
     commit = model.push_to_hub("hf://acme/byte-llama", tag="v1")
-    folder = snapshot_download("acme/byte-llama", revision="v1", endpoint=server.endpoint, cache_dir=tmp_path / "hf")
+    folder = snapshot_download("acme/byte-llama", revision="v1", endpoint=served.endpoint, cache_dir=tmp_path / "hf")
     assert Path(folder).name == commit
     _same_logits(model, AutoModelForCausalLM.from_pretrained(folder))
     assert _same_weights(model, zoo.from_pretrained("hf://acme/byte-llama", revision=commit))
