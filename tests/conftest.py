@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 
 import tests.smoke.model  # noqa: E402,F401  registers the test-only presets smoke_*_tiny
+from tests.hub.served import hf_client, served  # noqa: E402,F401  fixtures: `zoo hub serve` on loopback, for any test
 
 
 def pytest_collection_modifyitems(config, items):

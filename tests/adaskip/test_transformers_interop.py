@@ -21,7 +21,6 @@ from zoo._core.errors import ConfigError, ZooError
 from zoo.adaskip.byte_llama import ByteLlamaModule
 from zoo.hub import LocalHub
 
-from tests.hub.served import hf_client, served  # noqa: F401  (fixtures: `zoo hub serve` on loopback)
 
 OLD_LAYOUT = Path(__file__).parent / "data" / "byte_llama_old_layout"
 

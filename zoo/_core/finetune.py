@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from zoo._core.errors import StrictLoadError, ZooError
+from zoo._core.errors import ZooError
 
 __all__ = ["Parent", "check_overrides", "config_differences", "load_parent_weights", "parse_init_from", "resolve_parent"]
 
@@ -117,14 +116,9 @@ def resolve_parent(spec: str, hub: str | None = None) -> Parent:
     commit_id = folder.name
     if not _COMMIT.fullmatch(commit_id):
         raise ZooError(f"zoo.init_from {spec!r}: snapshot folder {folder} is not named by a commit id")
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise ZooError(f"zoo.init_from {spec!r}: {repo}@{commit_id} has no config.json")
-    data = json.loads(config_path.read_text())
-    if "zoo_class" not in data:
-        raise ZooError(f"zoo.init_from {spec!r}: {config_path.name} has no 'zoo_class'; it was not pushed by zoo")
-    zoo_class = data.pop("zoo_class")
-    config = {k: v for k, v in data.items() if not k.startswith("zoo_")}
+    from zoo._core.serialization import read_model_config
+
+    zoo_class, config, _ = read_model_config(folder)
     return Parent(spec, repo, revision, commit_id, folder, zoo_class, config, _card_metrics(folder / "README.md"))
 
 
@@ -181,40 +175,7 @@ def check_overrides(parent: Parent, config: Any, *, new_keys: list[str] | None =
 
 def load_parent_weights(module: Any, parent: Parent, new_keys: list[str] | None = None) -> list[str]:
     """Copy the parent's weights into ``module`` (see the module docstring); return the keys left fresh."""
-    import torch
-    from safetensors import safe_open
+    from zoo._core.serialization import WEIGHTS_NAME, load_weights
 
-    from zoo._core.serialization import _MANIFOLDS_KEY, WEIGHTS_NAME, _manifolds
-
-    path = parent.folder / WEIGHTS_NAME
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        metadata = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}
-    expected = module.state_dict()
-    for alias, kept in metadata.items():  # tied tensors are stored once
-        if alias in expected and kept in state:
-            state[alias] = state[kept]
-    patterns = [str(p) for p in (new_keys or [])]
-    missing = sorted(set(expected) - set(state))
-    fresh = [k for k in missing if any(fnmatch.fnmatchcase(k, p) for p in patterns)]
-    problems = []
-    if sorted(set(missing) - set(fresh)):
-        problems.append(f"missing keys {sorted(set(missing) - set(fresh))}")
-    if sorted(set(state) - set(expected)):
-        problems.append(f"unexpected keys {sorted(set(state) - set(expected))}")
-    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(k, p) for k in missing)]
-    if unmatched:
-        problems.append(f"zoo.init_new_keys pattern(s) {unmatched} match no key that is new in this model")
-    bad = [f"{k}: parent {tuple(state[k].shape)} {state[k].dtype}, model {tuple(v.shape)} {v.dtype}"
-           for k, v in expected.items() if k in state and (state[k].shape != v.shape or state[k].dtype != v.dtype)]
-    if bad:
-        problems.append("mismatched tensors [" + "; ".join(bad) + "]")
-    if _MANIFOLDS_KEY in metadata:
-        saved, built = json.loads(metadata[_MANIFOLDS_KEY]), _manifolds(module)
-        if {k: v for k, v in built.items() if k not in fresh} != saved:
-            problems.append(f"manifold parameters differ: parent {saved}, model {built}")
-    if problems:
-        raise StrictLoadError(f"zoo.init_from {parent.spec}: the parent's weights do not fit {type(module).__name__}: " + "; ".join(problems))
-    with torch.no_grad():
-        module.load_state_dict({k: v for k, v in state.items()}, strict=False)
-    return fresh
+    return load_weights(module, parent.folder / WEIGHTS_NAME, new_keys=[str(p) for p in (new_keys or [])],
+                        context=f"zoo.init_from {parent.spec}: the parent's weights")

@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from safetensors import safe_open
@@ -175,8 +175,16 @@ def _file_names(module: Any, wrapped_name: str | None | bool = True) -> dict[str
     return names
 
 
-def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = "cpu") -> None:
-    """Copy ``model.safetensors`` into ``module``; any key, shape, dtype or manifold mismatch is an error."""
+def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = "cpu", *,
+                 new_keys: Sequence[str] = (), context: str | None = None) -> list[str]:
+    """Copy ``model.safetensors`` into ``module``; any key, shape, dtype or manifold mismatch is an error.
+
+    ``new_keys`` (glob patterns) names weights the file may lack because the module adds them (a new head when
+    fine-tuning): those keep their initial values and are returned; a pattern that matches no missing key is an
+    error too. ``context`` replaces the file name at the start of error messages.
+    """
+    import fnmatch
+
     check_safetensors_header(path)
     try:
         with safe_open(str(path), framework="pt", device=str(map_location)) as f:
@@ -194,7 +202,10 @@ def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = 
     aliases = {a: k for a, k in metadata.items() if a in expected and k in state}  # tied tensors
     for alias, kept in aliases.items():
         state[alias] = state[kept]
+    patterns = [str(p) for p in new_keys]
     missing = sorted(set(expected) - set(state))
+    fresh = [k for k in module_state if names[k] in missing and any(fnmatch.fnmatchcase(k, p) for p in patterns)]
+    missing = sorted(set(missing) - {names[k] for k in fresh})
     unexpected = sorted(set(state) - set(expected))
     bad = [
         f"{k}: file {tuple(state[k].shape)} {state[k].dtype}, model {tuple(v.shape)} {v.dtype}"
@@ -206,15 +217,42 @@ def load_weights(module: torch.nn.Module, path: str | Path, map_location: str = 
         problems.append(f"missing keys {missing}")
     if unexpected:
         problems.append(f"unexpected keys {unexpected}")
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(k, p) for k in fresh)]
+    if unmatched:
+        problems.append(f"new-key pattern(s) {unmatched} match no key that is new in this model")
     if bad:
         problems.append("mismatched tensors [" + "; ".join(bad) + "]")
     if _MANIFOLDS_KEY in metadata:
-        saved, built = json.loads(metadata[_MANIFOLDS_KEY]), _manifolds(module)
+        saved = json.loads(metadata[_MANIFOLDS_KEY])
+        built = {k: v for k, v in _manifolds(module).items() if k not in fresh}
         if saved != built:
             problems.append(f"manifold parameters differ: file {saved}, model {built}")
     if problems:
-        raise StrictLoadError(f"{path} does not match {type(module).__name__}: " + "; ".join(problems))
-    module.load_state_dict({k: state[names[k]] for k in module_state}, strict=True)
+        raise StrictLoadError(f"{context or path} does not match {type(module).__name__}: " + "; ".join(problems))
+    with torch.no_grad():
+        module.load_state_dict({k: state[names[k]] for k in module_state if k not in fresh}, strict=not fresh)
+    return fresh
+
+
+def read_model_config(folder: str | Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(zoo_class, zoo config fields, whole config.json)`` of a folder written by ``save_pretrained``.
+
+    A transformers-layout folder nests the zoo's fields under ``zoo_config``; older folders keep them at the top.
+    """
+    config_path = Path(folder) / CONFIG_NAME
+    if not config_path.is_file():
+        raise ZooError(f"{folder} has no {CONFIG_NAME}")
+    data = read_json_object(config_path, "model config")
+    if "zoo_class" not in data:
+        hint = " (it is a transformers model folder: open it with transformers)" if "model_type" in data else ""
+        raise ZooError(f"{config_path} has no 'zoo_class': it was not written by zoo's save_pretrained{hint}")
+    if ZOO_CONFIG_KEY in data:  # a transformers-layout folder: the zoo's fields are nested
+        fields = data[ZOO_CONFIG_KEY]
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{config_path}: field {ZOO_CONFIG_KEY!r} must be an object, got {type(fields).__name__}")
+    else:
+        fields = {k: v for k, v in data.items() if k not in ("zoo_class", "zoo_version")}
+    return data["zoo_class"], dict(fields), data
 
 
 def load_folder(
@@ -239,24 +277,13 @@ def load_folder(
             )
         raise ZooError(f"{folder} has no {WEIGHTS_NAME}")
     config_path = folder / CONFIG_NAME
-    if not config_path.is_file():
-        raise ZooError(f"{folder} has no {CONFIG_NAME}")
-    data = read_json_object(config_path, "model config")
-    if "zoo_class" not in data:
-        hint = " (it is a transformers model folder: open it with transformers)" if "model_type" in data else ""
-        raise ZooError(f"{config_path} has no 'zoo_class': it was not written by zoo's save_pretrained{hint}")
+    zoo_class, fields, data = read_model_config(folder)
     try:
-        cls = resolve_class(data["zoo_class"], trust_remote_code=trust_remote_code)
+        cls = resolve_class(zoo_class, trust_remote_code=trust_remote_code)
     except UnknownModelError as error:
         raise UnknownModelError(f"{config_path}: {error}") from None
     if expected_class is not None and not issubclass(cls, expected_class):
         raise ZooError(f"{folder} holds a {cls.__name__}, not a {expected_class.__name__}")
-    if ZOO_CONFIG_KEY in data:  # a transformers-layout folder: the zoo's fields are nested
-        fields = data[ZOO_CONFIG_KEY]
-        if not isinstance(fields, dict):
-            raise ConfigError(f"{config_path}: field {ZOO_CONFIG_KEY!r} must be an object, got {type(fields).__name__}")
-    else:
-        fields = {k: v for k, v in data.items() if k not in ("zoo_class", "zoo_version")}
     try:
         config = config_from_dict(cls.config_class, fields)
     except ConfigError as error:
