@@ -104,3 +104,19 @@ def test_tolerances():
     assert MetricCheck("t_seconds", 1.0, 9.0, None, 1e-12).ok  # a time is shown, not compared
     missing = MetricCheck("m", 1.0, None, 1e-6, 1e-12)
     assert not missing.ok and missing.verdict == "MISMATCH (missing in the re-run)"
+
+
+def test_reproduce_a_fine_tuned_model_uses_the_parent_commit_it_started_from(tmp_path, monkeypatch, capsys):
+    """The scratch hub gets the parent's commit (same id, verified) and the re-run is pinned to it, even after the
+    parent's main moved on; without that the re-run could not find the parent (it is not in the scratch hub)."""
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
+    smoke = "tests/smoke/smoke_tiny.yaml"
+    parent = run_recipe(smoke, ["--trainer.default_root_dir", str(tmp_path / "p"), "--zoo.repo_id", "acme/base"])
+    run_recipe(smoke, ["--trainer.default_root_dir", str(tmp_path / "c"), "--trainer.max_epochs", "1",
+                       "--zoo.init_from", "acme/base", "--zoo.repo_id", "acme/child"])
+    run_recipe(smoke, ["--trainer.default_root_dir", str(tmp_path / "p2"), "--zoo.repo_id", "acme/base", "--seed_everything", "7"])
+    assert LocalHub().resolve("acme/base") != parent.commit_id  # the parent's main moved on
+    # test_mse of the child depends on the weights it started from: a re-run from the moved main would mismatch
+    assert main(["reproduce", "acme/child"]) == 0
+    assert "test_mse" in capsys.readouterr().out

@@ -342,6 +342,40 @@ class LocalHub:
             self._write_tag(repo, tag, commit_id, message)
         return commit_id
 
+    def fetch_commit(self, source: "LocalHub", repo_id: str, commit_id: str) -> None:
+        """Copy commit ``commit_id`` of ``repo_id`` from the ``source`` hub, keeping its id (as ``git fetch`` does).
+
+        The commit objects of its ancestors come along (so ``log`` works) but only this commit's snapshot; the
+        snapshot is verified against its manifest first. ``main`` points at it if this hub had no ``main``.
+        """
+        source.verify(repo_id, commit_id)
+        repo = self.repo_dir(repo_id)
+        for sub in ("refs", "snapshots", "commits", "tags"):
+            (repo / sub).mkdir(parents=True, exist_ok=True)
+        with self._lock(repo):
+            chain, current = [], commit_id
+            while current is not None:
+                chain.append(current)
+                current = source.commit_info(repo_id, current).parent
+            for commit in chain:
+                target = repo / "commits" / f"{commit}.json"
+                if not target.exists():
+                    _write_atomic(target, (source.repo_dir(repo_id) / "commits" / f"{commit}.json").read_text())
+            snapshot = repo / "snapshots" / commit_id
+            if not snapshot.exists():
+                staged = self.staging_dir(repo_id)
+                try:
+                    shutil.copytree(source.repo_dir(repo_id) / "snapshots" / commit_id, staged, dirs_exist_ok=True)
+                    set_modes(staged)
+                    os.rename(staged, snapshot)
+                finally:
+                    if staged.exists():
+                        shutil.rmtree(staged, ignore_errors=True)
+                    self._release_staging(staged)
+            if not (repo / "refs" / "main").exists():
+                _write_atomic(repo / "refs" / "main", commit_id + "\n")
+        self.verify(repo_id, commit_id)
+
     # -- reading -----------------------------------------------------------------------------------
     def refs(self, repo_id: str) -> dict[str, dict[str, str]]:
         """``{"branches": {name: commit}, "tags": {name: commit}}``."""

@@ -191,6 +191,24 @@ def _read_record(snapshot: Path, target: str) -> dict[str, Any]:
     return record
 
 
+def _seed_parent(record: Mapping[str, Any], hub: str | Path | None, scratch_hub: Path) -> list[str]:
+    """A fine-tuned model's parent, pinned to the commit the push started from and copied into the scratch hub
+    (a local parent; an ``hf://`` parent is read from its endpoint as the push did); the extra run arguments."""
+    spec = (record.get("training") or {}).get("init_from")
+    if not spec:
+        return []
+    parent, _, commit = str(spec).rpartition("@")
+    if not parent.startswith("hf://"):
+        from zoo.hub import LocalHub
+
+        source = LocalHub(hub) if hub is not None else LocalHub()
+        try:
+            LocalHub(scratch_hub).fetch_commit(source, parent, commit)
+        except ZooError as error:
+            raise ReproduceError(f"the parent {parent}@{commit} this model was fine-tuned from is needed to re-run it: {error}") from None
+    return ["--zoo.init_from", f"{parent}@{commit}"]
+
+
 def reproduce(
     target: str,
     *,
@@ -242,6 +260,7 @@ def reproduce(
         command = [sys.executable, "-m", "zoo", "run", str(recipe_path), *record["args"],
                    "--zoo.hub", str(scratch_hub), "--zoo.repo_id", bare,
                    "--trainer.default_root_dir", str(Path(scratch) / "runs")]
+        command += _seed_parent(record, hub, scratch_hub)
         if echo:
             print("zoo reproduce: zoo run " + " ".join([str(recipe_path), *record["args"]]) + "   (into a scratch hub)",
                   file=sys.stderr, flush=True)
