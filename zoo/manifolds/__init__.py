@@ -10,5 +10,6 @@ from zoo.manifolds.complex_sphere import ComplexSphere
 from zoo.manifolds.simplex import Simplex
 from zoo.manifolds.structured import StructuredManifold
 from zoo.manifolds.symplectic_stiefel import SymplecticStiefel, symplectic_feasibility
+from zoo.manifolds.tucker_desingularization import TuckerDesingularization
 
-__all__ = ["ComplexSphere", "Simplex", "StructuredManifold", "SymplecticStiefel", "ZooManifold", "symplectic_feasibility"]
+__all__ = ["ComplexSphere", "Simplex", "StructuredManifold", "SymplecticStiefel", "TuckerDesingularization", "ZooManifold", "symplectic_feasibility"]
