@@ -140,10 +140,10 @@ def tensor_completion_tt() -> TTCompletionConfig:
 @register_model("tensor_completion_image_tucker")
 def tensor_completion_image_tucker() -> TuckerCompletionConfig:
     return TuckerCompletionConfig(data="image", image_block=4, ranks=(20, 20, 3), sample_fraction=0.3, test_count=5000,
-                                  tolerance=1e-6)
+                                  tolerance=1e-6, optimizer="rgd")
 
 
 @register_model("tensor_completion_image_tt")
 def tensor_completion_image_tt() -> TTCompletionConfig:
     return TTCompletionConfig(data="image", image_block=4, ranks=(20, 3), sample_fraction=0.3, test_count=5000,
-                              tolerance=1e-6)
+                              tolerance=1e-6, optimizer="rgd")
