@@ -302,7 +302,8 @@ def write_markdown(rows, meta, path):
                 cells, lowest = [], "none measured"
                 for p in points:
                     row = next((r for r in phase if r["format"] == fmt and r["arm"] == arm and r["oversampling"] == p), None)
-                    cells.append("" if row is None else f"{row['success_rate']:.1f} ({row['median_cpu_s']:.1f} s)")
+                    seeds = "" if row is None or row["seeds"] == meta.get("seeds") else f", {row['seeds']} seeds"
+                    cells.append("" if row is None else f"{row['success_rate']:.1f} ({row['median_cpu_s']:.1f} s{seeds})")
                     if row is not None and row["success_rate"] >= 0.9 and lowest == "none measured":
                         lowest = f"{p:g}"
                 lines.append(f"| {arm} | " + " | ".join(cells) + f" | {lowest} |")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from zoo import register_model
 from zoo.manifolds.tt_desingularization import check_tt_ranks
 from zoo.manifolds.tucker_desingularization import check_tucker_ranks
 
@@ -110,40 +109,3 @@ class TTCompletionConfig(_CompletionConfig):
 
     def _check_ranks(self, ranks) -> None:
         check_tt_ranks(self.shape, ranks)
-
-
-@register_model("tensor_completion_tucker_tiny")
-def tensor_completion_tucker_tiny() -> TuckerCompletionConfig:
-    return TuckerCompletionConfig(shape=(16, 18, 20), true_ranks=(2, 3, 2), ranks=(3, 4, 3), oversampling=8.0,
-                                  test_count=2000)
-
-
-@register_model("tensor_completion_tucker")
-def tensor_completion_tucker() -> TuckerCompletionConfig:
-    """The official example's setting: 100 x 150 x 200, true rank (2, 3, 4), working rank (5, 6, 7), 5 % samples."""
-    return TuckerCompletionConfig(shape=(100, 150, 200), true_ranks=(2, 3, 4), ranks=(5, 6, 7), sample_fraction=0.05,
-                                  test_count=150000)
-
-
-@register_model("tensor_completion_tt_tiny")
-def tensor_completion_tt_tiny() -> TTCompletionConfig:
-    return TTCompletionConfig(shape=(6, 6, 6, 6, 6), true_ranks=(2, 3, 3, 2), ranks=(3, 4, 4, 3), oversampling=8.0,
-                              test_count=2000, optimizer="rgd")
-
-
-@register_model("tensor_completion_tt")
-def tensor_completion_tt() -> TTCompletionConfig:
-    return TTCompletionConfig(shape=(10, 10, 10, 10, 10), true_ranks=(3, 3, 3, 3), ranks=(4, 5, 5, 4), oversampling=5.0,
-                              test_count=10000)
-
-
-@register_model("tensor_completion_image_tucker")
-def tensor_completion_image_tucker() -> TuckerCompletionConfig:
-    return TuckerCompletionConfig(data="image", image_block=4, ranks=(20, 20, 3), sample_fraction=0.3, test_count=5000,
-                                  tolerance=1e-6, optimizer="rgd")
-
-
-@register_model("tensor_completion_image_tt")
-def tensor_completion_image_tt() -> TTCompletionConfig:
-    return TTCompletionConfig(data="image", image_block=4, ranks=(20, 3), sample_fraction=0.3, test_count=5000,
-                              tolerance=1e-6, optimizer="rgd")
