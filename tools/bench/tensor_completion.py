@@ -290,7 +290,9 @@ def write_markdown(rows, meta, path):
                   f"{meta.get('seeds', '?')} seeds per point; oversampling (OS) = |Omega| / sample floor of the true rank "
                   "(the dimension of the fixed-rank model); cells: success rate (median CPU s per run). Each solver run "
                   "is capped (1000 iterations of our RGD and of RCG, 200 of tensorly, 2000 Adam steps of tntorch, 20 s "
-                  "wall). ![phase transitions](tensor_completion.png)\n"]
+                  "wall). The wall cap binds on a loaded machine (the runs recorded here had a load of 2 to 10 on 2 cores "
+                  "and a median of about 3 CPU s per run), so the rates of the capped iterative arms are lower bounds. "
+                  "![phase transitions](tensor_completion.png)\n"]
         for fmt in sorted({r["format"] for r in phase}, reverse=True):
             spec = PHASE[fmt]
             points = sorted({r["oversampling"] for r in phase if r["format"] == fmt})
