@@ -38,4 +38,10 @@ MODEL_TABLE: dict[str, str] = {
     "holevo_amplitude_damping": "zoo.holevo.module",
     "symplectic_min_trace_tiny": "zoo.symplectic.module",
     "symplectic_min_trace_n100": "zoo.symplectic.module",
+    "tensor_completion_tucker_tiny": "zoo.tensor_completion.module",
+    "tensor_completion_tucker": "zoo.tensor_completion.module",
+    "tensor_completion_tt_tiny": "zoo.tensor_completion.module",
+    "tensor_completion_tt": "zoo.tensor_completion.module",
+    "tensor_completion_image_tucker": "zoo.tensor_completion.module",
+    "tensor_completion_image_tt": "zoo.tensor_completion.module",
 }

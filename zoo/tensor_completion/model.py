@@ -1,0 +1,317 @@
+r"""Low-rank tensor completion on the desingularised Tucker and TT manifolds (arXiv 2411.14093), plain torch.
+
+The cost is the relative squared training error
+
+.. math::
+
+    f(x) = \frac{\|P_\Omega(\varphi(x) - A)\|^2}{2\,\|P_\Omega A\|^2},
+
+evaluated on the observed entries only: the entries of X at Omega come from gathered factor rows (Tucker:
+``G x_k U_k[i_k]``, :math:`O(|\Omega| \prod_k r_k)`; TT: a product of core slices, :math:`O(|\Omega| \sum_k r_{k-1}
+r_k)`), in chunks, so the dense tensor is never formed and memory stays :math:`O(\text{chunk} \cdot \prod_k r_k)`.
+Gradients are accumulated chunk by chunk (the closure calls backward); the Euclidean Hessian-vector products
+that the trust region needs are double-backward products, also per chunk. The zoo optimizers (``rgd``,
+``rcg``, ``trust_region``) then run on the manifold with the point as one parameter group.
+
+Stopping rules as the official code (``RGD_desing.m``): relative training error below ``tolerance`` (1e-12 in
+its example), or a relative change of the training error below ``stagnation`` (1e-8 there), or the iteration
+cap. The trust region uses :math:`\bar\Delta = \sqrt{\dim\mathcal{M}}` and :math:`\Delta_0 = \bar\Delta/16`
+(``RTR_desing.m``; the official code counts :math:`\dim` without the :math:`-\sum r_k^2`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Sequence
+
+import torch
+
+from zoo.manifolds import StructuredManifold, TTDesingularization, TuckerDesingularization
+from zoo.manifolds._tensor_algebra import unfold
+
+__all__ = ["CompletionProblem", "CompletionResult", "check_observations", "complete", "core_singular_values",
+           "entries", "make_manifold", "random_start", "tt_entries", "tucker_entries"]
+
+FORMATS = ("tucker", "tt")
+
+
+def tucker_entries(core: torch.Tensor, factors: Sequence[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
+    """Entries ``X[i]`` of ``X = core x_k U_k`` at the rows of ``indices`` (``[m, d]``), differentiable."""
+    count = indices.shape[0]
+    # contract mode 1 against the core, then one mode at a time: O(m prod r)
+    values = factors[0][indices[:, 0]] @ core.reshape(core.shape[0], -1)  # [m, r_2 ... r_d]
+    for k in range(1, len(factors)):
+        rows = factors[k][indices[:, k]]  # [m, r_k]
+        values = torch.bmm(rows.unsqueeze(1), values.reshape(count, rows.shape[1], -1)).squeeze(1)
+    return values.reshape(count)
+
+
+def tt_entries(cores: Sequence[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
+    """Entries of the train ``cores`` at the rows of ``indices`` (``[m, d]``), differentiable."""
+    values = cores[0][0, indices[:, 0], :]  # [m, r_1]
+    for k in range(1, len(cores)):
+        slices = cores[k][:, indices[:, k], :].permute(1, 0, 2)  # [m, r_(k-1), r_k]
+        values = torch.bmm(values.unsqueeze(1), slices).squeeze(1)
+    return values.reshape(-1)
+
+
+def entries(format: str, point: Sequence[torch.Tensor], indices: torch.Tensor) -> torch.Tensor:
+    """Entries of the point (Tucker ``(core, U_1, ...)`` or TT cores) at ``indices``."""
+    if format == "tucker":
+        return tucker_entries(point[0], point[1:], indices)
+    return tt_entries(point, indices)
+
+
+def make_manifold(format: str, shape: Sequence[int], ranks: Sequence[int], omega: float = 1.0) -> StructuredManifold:
+    """The desingularised manifold of the format (ValueError for an unknown format or bad ranks)."""
+    if format == "tucker":
+        return TuckerDesingularization(shape, ranks, omega)
+    if format == "tt":
+        return TTDesingularization(shape, ranks, omega)
+    raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+
+
+def check_observations(shape: Sequence[int], indices: torch.Tensor, values: torch.Tensor, what: str = "training") -> None:
+    """One-line ValueError for an empty mask, indices out of range or of the wrong shape, or non-finite values."""
+    if not torch.is_tensor(indices) or indices.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"{what} indices must be an integer tensor [m, {len(shape)}], got {getattr(indices, 'dtype', type(indices))}")
+    if indices.ndim != 2 or indices.shape[1] != len(shape):
+        raise ValueError(f"{what} indices must have shape [m, {len(shape)}], got {list(indices.shape)}")
+    if indices.shape[0] == 0:
+        raise ValueError(f"{what} mask is empty: no observed entries")
+    if values.shape != (indices.shape[0],):
+        raise ValueError(f"{what} values must have shape [{indices.shape[0]}], got {list(values.shape)}")
+    low, high = indices.min(0).values, indices.max(0).values
+    for k, n in enumerate(shape):
+        if int(low[k]) < 0 or int(high[k]) >= n:
+            bad = int(low[k]) if int(low[k]) < 0 else int(high[k])
+            raise ValueError(f"{what} mask index {bad} out of range for mode {k} of size {n}")
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{what} values contain {int((~torch.isfinite(values)).sum())} non-finite entries")
+
+
+class CompletionProblem:
+    """Observed entries of one tensor, the cost on a manifold point and its derivatives, chunked.
+
+    Args:
+        format: ``"tucker"`` or ``"tt"``.
+        shape: tensor shape.
+        indices, values: training entries ``[m, d]`` and ``[m]``.
+        test_indices, test_values: held-out entries (optional) for the test error.
+        chunk_size: entries per chunk of the sparse evaluation.
+    """
+
+    def __init__(self, format: str, shape: Sequence[int], indices: torch.Tensor, values: torch.Tensor,
+                 test_indices: torch.Tensor | None = None, test_values: torch.Tensor | None = None,
+                 chunk_size: int = 1 << 16) -> None:
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.format, self.shape, self.chunk_size = format, tuple(shape), int(chunk_size)
+        check_observations(self.shape, indices, values)
+        self.indices, self.values = indices.long(), values
+        self.scale = float(values.pow(2).sum())
+        if self.scale == 0:
+            raise ValueError("training values are all zero: the relative error is undefined")
+        self.test_indices = self.test_values = None
+        if test_indices is not None:
+            check_observations(self.shape, test_indices, test_values, "test")
+            self.test_indices, self.test_values = test_indices.long(), test_values
+            self.test_scale = float(test_values.pow(2).sum()) or 1.0
+
+    def _chunks(self, indices, values):
+        for start in range(0, indices.shape[0], self.chunk_size):
+            yield indices[start:start + self.chunk_size], values[start:start + self.chunk_size]
+
+    def cost(self, point: Sequence[torch.Tensor], backward: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+        """The cost; with ``backward``, each chunk's cost is passed to it (e.g. ``Tensor.backward``) as it is made."""
+        total = torch.zeros((), dtype=point[0].dtype, device=point[0].device)
+        for idx, vals in self._chunks(self.indices, self.values):
+            piece = 0.5 * (entries(self.format, point, idx) - vals).pow(2).sum() / self.scale
+            if backward is not None:
+                backward(piece)
+                piece = piece.detach()
+            total = total + piece
+        return total
+
+    def hessian_vector_product(self, point: Sequence[torch.Tensor], direction: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Euclidean Hessian of the cost in the factors applied to ``direction`` (double backward, per chunk)."""
+        with torch.enable_grad():
+            params = [p.detach().requires_grad_(True) for p in point]
+            out = [torch.zeros_like(p) for p in params]
+            for idx, vals in self._chunks(self.indices, self.values):
+                piece = 0.5 * (entries(self.format, params, idx) - vals).pow(2).sum() / self.scale
+                grads = torch.autograd.grad(piece, params, create_graph=True)
+                dot = sum((g * d).sum() for g, d in zip(grads, direction))
+                for o, h in zip(out, torch.autograd.grad(dot, params)):
+                    o.add_(h)
+        return out
+
+    @torch.no_grad()
+    def relative_errors(self, point: Sequence[torch.Tensor]) -> tuple[float, float]:
+        """``(||P_Omega(X - A)|| / ||P_Omega A||, the same on the test set (nan without one))``."""
+        train = math.sqrt(max(2.0 * float(self.cost(point)), 0.0))
+        if self.test_indices is None:
+            return train, math.nan
+        squares = sum(float((entries(self.format, point, i) - v).pow(2).sum())
+                      for i, v in self._chunks(self.test_indices, self.test_values))
+        return train, math.sqrt(squares / self.test_scale)
+
+
+def core_singular_values(format: str, point: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Tucker: the singular values of each mode unfolding of the core (= those of X's unfoldings); TT: the
+    singular values of each interface unfolding :math:`X^{\\langle k\\rangle}` (from the right Gram matrices of the
+    left-orthogonal train). Where the working rank exceeds the true rank, the extra values go to 0."""
+    point = [p.detach() for p in point]
+    if format == "tucker":
+        return [torch.linalg.svdvals(unfold(point[0], k)) for k in range(point[0].ndim)]
+    gram, out = torch.ones(1, 1, dtype=point[0].dtype, device=point[0].device), []
+    for core in reversed(point[1:]):
+        gram = torch.einsum("asb,bd,csd->ac", core, gram, core)
+        out.append(torch.linalg.eigvalsh(gram).flip(0).clamp_min(0).sqrt())
+    return out[::-1]
+
+
+def random_start(manifold: StructuredManifold, format: str, norm: float, seed: int,
+                 dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, ...]:
+    """A random point (Gaussian core / last core, orthonormal factors, as the official ``makeRandnTensor``)
+    rescaled so that ``||X||_F = norm`` (the orthonormal factors make that the core's norm)."""
+    point = list(manifold.random(generator=torch.Generator().manual_seed(seed), dtype=dtype))
+    carrier = 0 if format == "tucker" else -1
+    point[carrier] = point[carrier] * (norm / float(point[carrier].norm()))
+    return tuple(point)
+
+
+@dataclasses.dataclass
+class CompletionResult:
+    """What :func:`complete` did; the histories have one entry per iteration, the first for the start."""
+
+    point: tuple[torch.Tensor, ...]
+    format: str
+    optimizer: str
+    train_errors: list[float]
+    test_errors: list[float]
+    process_times: list[float]  # cumulative CPU seconds inside the optimizer (evaluating the test error excluded)
+    wall_times: list[float]  # cumulative wall seconds inside the optimizer
+    singular_values: list[list[list[float]]]  # per iteration, per mode (Tucker) or interface (TT)
+    iterations: int
+    stop_reason: str
+    converged: bool  # relative training error reached the tolerance
+    hessian_vector_products: int = 0
+
+    @property
+    def train_error(self) -> float:
+        return self.train_errors[-1]
+
+    @property
+    def test_error(self) -> float:
+        return self.test_errors[-1]
+
+
+def build_optimizer(name: str, params: list[torch.Tensor], manifold: StructuredManifold, problem: CompletionProblem,
+                    max_iterations: int, max_time: float):
+    """A zoo optimizer on one parameter group (the whole point); the trust region gets the official radii and the
+    chunked Hessian-vector product."""
+    from zoo.optim import OPTIMIZERS
+
+    if name not in ("rgd", "rcg", "trust_region"):
+        raise ValueError(f"optimizer must be 'rgd', 'rcg' or 'trust_region', got {name!r}")
+    group = [{"params": params, "manifold": manifold}]
+    common = {"max_iterations": max_iterations, "gradient_tolerance": 0.0, "max_time": max_time}
+    if name == "trust_region":
+        radius = math.sqrt(getattr(manifold, "dimension", sum(p.numel() for p in params)))
+        return OPTIMIZERS[name](group, max_radius=radius, initial_radius=radius / 16,
+                                ehess=lambda xs, us: problem.hessian_vector_product(xs, us), **common)
+    return OPTIMIZERS[name](group, **common)
+
+
+def complete(shape: Sequence[int], indices: torch.Tensor, values: torch.Tensor, ranks: Sequence[int], *,
+             format: str = "tucker", optimizer: str = "trust_region", test_indices: torch.Tensor | None = None,
+             test_values: torch.Tensor | None = None, omega: float = 1.0, manifold: StructuredManifold | None = None,
+             start: Sequence[torch.Tensor] | None = None, seed: int = 0, tolerance: float = 1e-12,
+             stagnation: float = 1e-10, max_iterations: int = 1000, max_time: float = math.inf,
+             chunk_size: int = 1 << 16, track_singular_values: bool = True, progress: bool = False) -> CompletionResult:
+    """Complete a tensor from the entries ``values`` at ``indices`` on the desingularised manifold of ``ranks``.
+
+    Args:
+        shape: tensor shape ``(n_1, ..., n_d)``.
+        indices, values: observed entries, ``[m, d]`` int64 and ``[m]`` float.
+        ranks: working ranks (Tucker: d multilinear ranks; TT: the d - 1 interface ranks); over-estimating is fine.
+        format: ``"tucker"`` or ``"tt"``.
+        optimizer: ``"rgd"`` (BB steps), ``"rcg"`` or ``"trust_region"`` (RTR-tCG with the Riemannian Hessian).
+        test_indices, test_values: held-out entries for the test error (recorded every iteration).
+        omega: slack weight of the metric.
+        manifold: use this manifold instead (e.g. a fixed-rank reference); ``ranks`` and ``omega`` are then ignored.
+        start: the initial point (default: random, scaled to the norm the samples suggest).
+        tolerance: stop when the relative training error is below this.
+        stagnation: stop when the relative change of the training error is below this (0 = never).
+
+    Returns:
+        :class:`CompletionResult` (point, error and time histories, singular values per iteration).
+
+    Example::
+
+        >>> from zoo.tensor_completion import planted_tucker, sample_entries, tucker_entries, complete
+        >>> core, factors = planted_tucker((20, 22, 24), (2, 3, 2), seed=0)
+        >>> train, test = sample_entries((20, 22, 24), 1500, 500, seed=0)
+        >>> result = complete((20, 22, 24), train, tucker_entries(core, factors, train), (4, 5, 4))
+    """
+    problem = CompletionProblem(format, shape, indices, values, test_indices, test_values, chunk_size)
+    if manifold is None:
+        manifold = make_manifold(format, shape, ranks, omega)
+    if start is None:
+        norm = math.sqrt(problem.scale * math.prod(problem.shape) / indices.shape[0])
+        start = random_start(manifold, format, norm, seed, values.dtype)
+    params = [torch.nn.Parameter(p.detach().clone().to(values.dtype)) for p in start]
+    solver = build_optimizer(optimizer, params, manifold, problem, max_iterations, max_time)
+
+    def closure():
+        return problem.cost(params, backward=lambda piece: piece.backward())
+
+    def record():
+        train, test = problem.relative_errors(params)
+        history["train"].append(train)
+        history["test"].append(test)
+        history["cpu"].append(solver.result.process_time)
+        history["wall"].append(solver.result.wall_time)
+        if track_singular_values:
+            history["sv"].append([s.tolist() for s in core_singular_values(format, params)])
+
+    history = {"train": [], "test": [], "cpu": [], "wall": [], "sv": []}
+    record()
+    stop, converged, bar = None, False, None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iterations, desc=f"{format} {optimizer}", leave=False)
+    while stop is None:
+        if history["train"][-1] < tolerance:
+            stop, converged = f"relative training error {history['train'][-1]:.3g} < {tolerance:.3g}", True
+            break
+        before = solver.iterations
+        solver.step(closure)
+        if solver.stopped:
+            stop = solver.stop_reason
+        if solver.iterations == before:
+            stop = stop or "no progress"
+            break
+        record()
+        previous, current = history["train"][-2], history["train"][-1]
+        if not math.isfinite(current):
+            stop = "training error is not finite"
+        elif stagnation > 0 and abs(previous - current) <= stagnation * previous:
+            stop = f"stagnation: relative change {abs(previous - current) / previous:.3g} <= {stagnation:.3g}"
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(train=f"{current:.2e}", test=f"{history['test'][-1]:.2e}", refresh=False)
+    if bar is not None:
+        bar.close()
+    if history["train"][-1] < tolerance:
+        converged = True
+    return CompletionResult(
+        point=tuple(p.detach().clone() for p in params), format=format, optimizer=optimizer,
+        train_errors=history["train"], test_errors=history["test"], process_times=history["cpu"],
+        wall_times=history["wall"], singular_values=history["sv"], iterations=solver.iterations, stop_reason=stop,
+        converged=converged, hessian_vector_products=solver.result.hessian_vector_products)
