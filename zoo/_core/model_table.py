@@ -38,4 +38,13 @@ MODEL_TABLE: dict[str, str] = {
     "holevo_amplitude_damping": "zoo.holevo.module",
     "symplectic_min_trace_tiny": "zoo.symplectic.module",
     "symplectic_min_trace_n100": "zoo.symplectic.module",
+    "space_decoupling_spherical": "zoo.space_decoupling.module",
+    "space_decoupling_spherical_tiny": "zoo.space_decoupling.module",
+    "space_decoupling_spherical_r10": "zoo.space_decoupling.module",
+    "space_decoupling_graph_similarity": "zoo.space_decoupling.module",
+    "space_decoupling_graph_similarity_tiny": "zoo.space_decoupling.module",
+    "space_decoupling_maxcut": "zoo.space_decoupling.module",
+    "space_decoupling_maxcut_tiny": "zoo.space_decoupling.module",
+    "space_decoupling_digits": "zoo.space_decoupling.module",
+    "space_decoupling_digits_tiny": "zoo.space_decoupling.module",
 }
