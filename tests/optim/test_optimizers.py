@@ -188,3 +188,20 @@ def test_trust_region_max_radius_is_sqrt_of_the_declared_dimension():
     plain = RiemannianTrustRegion([{"params": [u, w], "manifold": _TwoSpheres()}], max_iterations=1)
     plain.step(lambda: u @ w)
     assert plain.max_radius == pytest.approx(8 ** 0.5)  # no dim declared: the number of entries, as before
+
+
+def test_an_accepted_trial_point_is_not_evaluated_twice():
+    """The gradient at an accepted line-search trial comes from that trial's graph: one closure call per trial."""
+    a = _hermitian(6, 11)
+    x = geoopt.ManifoldParameter(ComplexSphere().random(6, generator=torch.Generator().manual_seed(4)), manifold=ComplexSphere())
+    calls = []
+
+    def cost():
+        calls.append(1)
+        return (x.conj() @ a @ x).real
+
+    optimizer = RiemannianGD([x], max_iterations=25, gradient_tolerance=0.0)
+    result = optimizer.minimize(cost)
+    assert len(calls) == result.cost_evaluations
+    assert result.gradient_evaluations == result.iterations + 1
+    assert result.cost_evaluations < 2 * result.iterations  # each iteration used to call the closure again for its gradient
