@@ -13,15 +13,6 @@ from zoo.space_decoupling import (GraphSimilarity, MaxCutSDP, SamplingPattern, S
                                   maxcut_sdp_reference, planted_spherical_data, random_graph, sample_positions, solve)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread, as the benchmark: small LAPACK calls with 2 threads cost ms each on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- sampled products ----------------------------------------------------------------------------------------------
 def test_sampled_products_match_dense_algebra_and_differentiate_twice():
     m, n, r = 6, 5, 3

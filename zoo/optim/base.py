@@ -358,6 +358,16 @@ class RiemannianOptimizer(torch.optim.Optimizer):
         return self.result
 
     @property
+    def process_time(self) -> float:
+        """CPU seconds spent inside ``step`` so far."""
+        return self._process_time
+
+    @property
+    def wall_time(self) -> float:
+        """Wall-clock seconds spent inside ``step`` so far."""
+        return self._wall_time
+
+    @property
     def result(self) -> OptimizeResult:
         cache = self._cache or {}
         x = self._point()

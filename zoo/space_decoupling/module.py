@@ -91,7 +91,7 @@ class _ManifoldFit(ZooModule):
         before = inner.iterations
         optimizer.step(closure=self.forward)
         if inner.iterations > before:
-            record = dict(inner.history[-1], process_time=inner._process_time, wall_time=inner._wall_time)
+            record = dict(inner.history[-1], process_time=inner.process_time, wall_time=inner.wall_time)
             record.update(self.monitor())
             self.history.append(record)
             self.log("cost", record["cost"], prog_bar=True)
@@ -329,7 +329,7 @@ class LowRankClassifierModule(ZooModule):
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         optimizer = self.trainer.optimizers[0]
         if optimizer.history and (not self.history or self.history[-1]["iteration"] != optimizer.history[-1]["iteration"]):
-            self.history.append(dict(optimizer.history[-1], process_time=optimizer._process_time))
+            self.history.append(dict(optimizer.history[-1], process_time=optimizer.process_time))
         if optimizer.stopped:
             self.trainer.should_stop = True
 

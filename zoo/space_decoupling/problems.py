@@ -404,7 +404,7 @@ def solve(cost: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], manifold: 
     while not optimizer.stopped:
         optimizer.step(lambda: cost(H, V))
         if optimizer.history and (not history or optimizer.history[-1]["iteration"] != history[-1]["iteration"]):
-            record = dict(optimizer.history[-1], process_time=optimizer._process_time, wall_time=optimizer._wall_time)
+            record = dict(optimizer.history[-1], process_time=optimizer.process_time, wall_time=optimizer.wall_time)
             if monitor is not None:
                 record.update(monitor(H.detach(), V.detach()))
             history.append(record)
