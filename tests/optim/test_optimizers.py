@@ -170,3 +170,38 @@ def test_inside_lightning(name, manual):
     result = trainer.optimizers[0].result
     assert result.converged and abs(result.cost - torch.linalg.eigvalsh(module.a)[0].item()) < 1e-10
     assert isinstance(module.x, geoopt.ManifoldParameter)
+
+
+def test_trust_region_max_radius_is_sqrt_of_the_declared_dimension():
+    """A structured manifold that declares ``dimension`` sets the default max radius sqrt(dim); others keep sqrt(entries)."""
+    from zoo.manifolds import SpaceDecoupling
+
+    manifold = SpaceDecoupling(8, 6, 2, "unit_rows")
+    h, v = (torch.nn.Parameter(t) for t in manifold.random(generator=torch.Generator().manual_seed(0)))
+    free = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    optimizer = RiemannianTrustRegion([{"params": [h, v], "manifold": manifold}, {"params": [free]}], max_iterations=1)
+    assert optimizer.dimension() == manifold.dimension + 3 == (8 + 6 - 2) * 2 - 8 + 3
+    optimizer.step(lambda: (h @ v.T).sum() + (free ** 2).sum())
+    assert optimizer.max_radius == pytest.approx((manifold.dimension + 3) ** 0.5)
+    u = torch.nn.Parameter(torch.ones(4, dtype=torch.float64) / 2)
+    w = torch.nn.Parameter(torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=torch.float64) / 2**0.5)
+    plain = RiemannianTrustRegion([{"params": [u, w], "manifold": _TwoSpheres()}], max_iterations=1)
+    plain.step(lambda: u @ w)
+    assert plain.max_radius == pytest.approx(8 ** 0.5)  # no dimension declared: the number of entries, as before
+
+
+def test_an_accepted_trial_point_is_not_evaluated_twice():
+    """The gradient at an accepted line-search trial comes from that trial's graph: one closure call per trial."""
+    a = _hermitian(6, 11)
+    x = geoopt.ManifoldParameter(ComplexSphere().random(6, generator=torch.Generator().manual_seed(4)), manifold=ComplexSphere())
+    calls = []
+
+    def cost():
+        calls.append(1)
+        return (x.conj() @ a @ x).real
+
+    optimizer = RiemannianGD([x], max_iterations=25, gradient_tolerance=0.0)
+    result = optimizer.minimize(cost)
+    assert len(calls) == result.cost_evaluations
+    assert result.gradient_evaluations == result.iterations + 1
+    assert result.cost_evaluations < 2 * result.iterations  # each iteration used to call the closure again for its gradient

@@ -44,4 +44,13 @@ MODEL_TABLE: dict[str, str] = {
     "tensor_completion_tt": "zoo.tensor_completion.module",
     "tensor_completion_image_tucker": "zoo.tensor_completion.module",
     "tensor_completion_image_tt": "zoo.tensor_completion.module",
+    "space_decoupling_spherical": "zoo.space_decoupling.module",
+    "space_decoupling_spherical_tiny": "zoo.space_decoupling.module",
+    "space_decoupling_spherical_r10": "zoo.space_decoupling.module",
+    "space_decoupling_graph_similarity": "zoo.space_decoupling.module",
+    "space_decoupling_graph_similarity_tiny": "zoo.space_decoupling.module",
+    "space_decoupling_maxcut": "zoo.space_decoupling.module",
+    "space_decoupling_maxcut_tiny": "zoo.space_decoupling.module",
+    "space_decoupling_digits": "zoo.space_decoupling.module",
+    "space_decoupling_digits_tiny": "zoo.space_decoupling.module",
 }

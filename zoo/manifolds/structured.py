@@ -46,6 +46,7 @@ class StructuredManifold:
 
     # -- optional members: random points and the checks of the contract tests (tests/manifolds) -----------------
     second_order_retraction = False  # True when retr(x, t u) has zero tangential acceleration at t = 0
+    dimension: int | None = None  # the manifold's dimension, if known (the trust region's default max radius is sqrt of it)
 
     def random(self, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64,
                device: torch.device | str | None = None) -> Tensors:

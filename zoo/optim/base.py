@@ -72,6 +72,7 @@ class RiemannianOptimizer(torch.optim.Optimizer):
         self._process_time = 0.0
         self._wall_time = 0.0
         self._cache: dict | None = None  # point, cost, egrad, rgrad at the current point
+        self._pending: dict | None = None  # the last closure call (loss, parameter versions, point) for evaluate to reuse
 
     # -- the product point ---------------------------------------------------------------------------
     def _blocks(self) -> list[tuple[list[torch.Tensor], StructuredManifold]]:
@@ -176,23 +177,43 @@ class RiemannianOptimizer(torch.optim.Optimizer):
         if not torch.is_tensor(loss):
             loss = torch.as_tensor(loss)
         self.counts["cost"] += 1
+        self._pending = {"loss": loss, "versions": [p._version for p in params], "point": None}
         return loss, params
 
     def cost_at(self, closure: Callable, point: Vector) -> float:
         """Cost at ``point`` (the parameters are left at ``point``)."""
         self._set_point(point)
         loss, _ = self._call(closure)
+        self._pending["point"] = point
         value = float(loss.detach())
         return value if math.isfinite(value) else math.inf
+
+    def _reusable(self, point: Vector | None):
+        """The loss of the last ``cost_at(closure, point)`` if the parameters have not changed since (its graph, or
+        the gradients its closure accumulated, then give the gradient without a second forward pass)."""
+        pending, self._pending = self._pending, None
+        if point is None or pending is None or pending["point"] is not point:
+            return None
+        params = self._params
+        if [p._version for p in params] != pending["versions"]:
+            return None
+        return pending["loss"]
 
     def evaluate(self, closure: Callable, point: Vector | None = None, create_graph: bool = False):
         """``(cost, egrad, rgrad, graph)`` at ``point`` (default: the current parameters).
 
-        ``graph`` is ``(loss, params, egrad_with_graph)`` when autograd Hessian-vector products are possible.
+        ``graph`` is ``(loss, params, egrad_with_graph)`` when autograd Hessian-vector products are possible. Right
+        after ``cost_at(closure, point)`` (same ``point`` object, parameters untouched) the closure is not called
+        again: the gradient comes from that call's graph or accumulated ``.grad``.
         """
-        if point is not None:
-            self._set_point(point)
-        loss, params = self._call(closure, create_graph)
+        loss = self._reusable(point)
+        if loss is not None:
+            params = self._params
+        else:
+            if point is not None:
+                self._set_point(point)
+            loss, params = self._call(closure, create_graph)
+            self._pending = None
         graph = None
         if all(p.grad is None for p in params) and loss.requires_grad:
             grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
@@ -292,6 +313,15 @@ class RiemannianOptimizer(torch.optim.Optimizer):
         configured = getattr(self, "max_inner", None)
         return configured if configured is not None else sum(2 * p.numel() if p.is_complex() else p.numel() for p in x)
 
+    def dimension(self) -> int:
+        """Dimension of the product point: a structured manifold's ``dimension`` where it declares one, else the number of
+        real entries of the block's tensors (an upper bound: complex entries count twice)."""
+        total = 0
+        for params, manifold in self._blocks():
+            dim = getattr(manifold, "dimension", None) if isinstance(manifold, StructuredManifold) else None
+            total += int(dim) if isinstance(dim, int) else sum(2 * p.numel() if p.is_complex() else p.numel() for p in params)
+        return total
+
     def _needs_graph(self) -> bool:
         return False
 
@@ -326,6 +356,16 @@ class RiemannianOptimizer(torch.optim.Optimizer):
         if bar is not None:
             bar.close()
         return self.result
+
+    @property
+    def process_time(self) -> float:
+        """CPU seconds spent inside ``step`` so far."""
+        return self._process_time
+
+    @property
+    def wall_time(self) -> float:
+        """Wall-clock seconds spent inside ``step`` so far."""
+        return self._wall_time
 
     @property
     def result(self) -> OptimizeResult:

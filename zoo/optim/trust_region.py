@@ -5,7 +5,8 @@ Model :math:`m(\eta) = f + \langle g, \eta\rangle + \tfrac12\langle \mathrm{Hess
 regularised by :math:`10^3\,\epsilon\max(1, |f|)`, as pymanopt does); accept when :math:`\rho > \rho'` = 0.1;
 shrink :math:`\Delta` by 1/4 when :math:`\rho < 1/4`, double it (up to :math:`\bar\Delta`) when
 :math:`\rho > 3/4` and tCG stopped at the boundary. Defaults as pymanopt 2.2.1: :math:`\bar\Delta = \sqrt{\dim}`
-(here the number of real entries of the point), :math:`\Delta_0 = \bar\Delta / 8`, kappa = 0.1, theta = 1.
+(a structured manifold's ``dimension`` where it declares one, else the number of real entries of the point; see
+``RiemannianOptimizer.dimension``), :math:`\Delta_0 = \bar\Delta / 8`, kappa = 0.1, theta = 1.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class RiemannianTrustRegion(RiemannianOptimizer):
     def _iterate(self, closure, cost, egrad, rgrad, graph) -> None:
         x = [p.detach().clone() for p in self._params]
         if self.max_radius is None:
-            self.max_radius = math.sqrt(sum(2 * p.numel() if p.is_complex() else p.numel() for p in x))
+            self.max_radius = math.sqrt(self.dimension())
         if self.radius is None:
             self.radius = self.max_radius / 8
         hvp = self.hessian_operator(closure, x, egrad, rgrad, graph)

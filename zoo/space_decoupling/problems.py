@@ -1,0 +1,428 @@
+r"""Problems on :math:`\mathcal{M}_h` with known optima, and the solver loop they share.
+
+* :class:`SphericalFitting` (official experiment of arXiv 2501.13830, ``spherical_data_fitting/``):
+  :math:`\min \tfrac12\lVert P_\Omega(H V^T - A)\rVert^2` with unit rows; planted A, optimum 0, and the error on a
+  disjoint test mask measures recovery. The cost never forms :math:`H V^T`: the sampled product
+  :math:`(HV^T)_{ij} = H_i \cdot V_j` is a sampled dense-dense product over the observed positions, and its
+  gradients :math:`(R V, R^T H)` (R the sparse residual) are sparse-dense products (:class:`SamplingPattern`);
+  double backward works, so the trust region gets exact Hessian-vector products in :math:`O(|\Omega| r)`.
+* :class:`GraphSimilarity` (Blondel et al., SIAM Rev. 2004; low-rank version Cason, Absil, Van Dooren 2013):
+  :math:`\max \langle X, B X A^T + B^T X A\rangle` over :math:`\lVert X\rVert_F = 1`, rank :math:`\le r`. For
+  undirected graphs the operator is :math:`2 A \otimes B`, so by Perron-Frobenius the maximum is
+  :math:`2\lambda_1(A)\lambda_1(B)`, attained at rank one (our derivation; checked against a dense eigen-solve).
+* :class:`MaxCutSDP`: Burer-Monteiro for the Max-Cut relaxation :math:`\max \tfrac14\langle L, Z\rangle`,
+  :math:`\mathrm{diag}(Z) = 1`, :math:`Z \succeq 0`, with :math:`Z = X X^T`, X ``[n, n]`` of rank :math:`\le r` with
+  unit rows (our mapping onto :math:`\mathcal{M}_h`; the paper's SDP mapping was not read). For
+  :math:`r(r+1)/2 > n` second-order critical points are global for generic costs (Boumal, Voroninski, Bandeira
+  2016/2020); :func:`maxcut_sdp_reference` solves the convex SDP with cvxpy for comparison.
+
+Every cost is written as a function of :math:`X = H V^T` in both factors (e.g. :math:`X X^T = H (V^T V) H^T`), as
+:meth:`SpaceDecoupling.ehess2rhess <zoo.manifolds.SpaceDecoupling.ehess2rhess>` requires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Callable
+
+import torch
+
+from zoo.manifolds import SpaceDecoupling, UnitFrobenius, UnitRows
+from zoo.optim import OPTIMIZERS
+
+__all__ = ["FitResult", "GraphSimilarity", "MaxCutSDP", "SamplingPattern", "SphericalFitting", "burer_monteiro_rank",
+           "maxcut_sdp_reference", "solve"]
+
+
+# -- sampled products --------------------------------------------------------------------------------------------
+class SamplingPattern:
+    """Distinct positions :math:`\\Omega` of an ``m x n`` matrix (row-major order) as CSR patterns of S and S^T.
+
+    ``sample(A, B)[k] = A[i_k] . B[j_k]`` (A ``[m, r]``, B ``[n, r]``), ``matmul(values, B) = S(values) B`` and
+    ``matmul_t(values, A) = S(values)^T A``, where S(values) is the sparse matrix with ``values`` on
+    :math:`\\Omega`. All three are differentiable to any order (each one's derivative is made of the others).
+    """
+
+    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int]) -> None:
+        rows, cols = torch.as_tensor(rows), torch.as_tensor(cols)
+        m, n = shape
+        if rows.dim() != 1 or cols.shape != rows.shape:
+            raise ValueError(f"rows and cols must be vectors of one length, got shapes {tuple(rows.shape)} and {tuple(cols.shape)}")
+        if rows.dtype.is_floating_point or cols.dtype.is_floating_point or rows.numel() == 0:
+            raise ValueError("rows and cols must be non-empty integer tensors")
+        rows, cols = rows.to(torch.int64), cols.to(torch.int64)
+        if int(rows.min()) < 0 or int(rows.max()) >= m or int(cols.min()) < 0 or int(cols.max()) >= n:
+            raise ValueError(f"indices out of range for a {m} x {n} matrix: rows in [{int(rows.min())}, {int(rows.max())}], "
+                             f"cols in [{int(cols.min())}, {int(cols.max())}]")
+        linear = rows * n + cols
+        if not bool((linear[1:] > linear[:-1]).all()):
+            raise ValueError("positions must be distinct and in row-major order (sort i * n + j)")
+        self.shape = (m, n)
+        self.rows, self.cols = rows, cols
+        self.crow = torch.searchsorted(rows, torch.arange(m + 1, device=rows.device))
+        transposed = torch.argsort(cols * m + rows)  # positions in column-major order
+        self.perm_t = transposed
+        self.crow_t = torch.searchsorted(cols[transposed], torch.arange(n + 1, device=rows.device))
+        self.col_t = rows[transposed]
+        self._zeros: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.rows.numel()
+
+    def to(self, device) -> "SamplingPattern":
+        moved = object.__new__(SamplingPattern)
+        moved.__dict__.update({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in self.__dict__.items()})
+        moved._zeros = None
+        return moved
+
+    @staticmethod
+    def _csr_tensor(crow, col, values, shape) -> torch.Tensor:
+        with warnings.catch_warnings():  # torch calls CSR support "beta"; the operations used here are tested
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+            return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+    def _csr(self, values: torch.Tensor) -> torch.Tensor:
+        return self._csr_tensor(self.crow, self.cols, values, self.shape)
+
+    def _csr_t(self, values: torch.Tensor) -> torch.Tensor:
+        return self._csr_tensor(self.crow_t, self.col_t, values[self.perm_t], self.shape[::-1])
+
+    def _raw_sample(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        if self._zeros is None or self._zeros.dtype != A.dtype or self._zeros.device != A.device:
+            self._zeros = torch.zeros(len(self), dtype=A.dtype, device=A.device)
+        return torch.sparse.sampled_addmm(self._csr(self._zeros), A, B.T, beta=0.0).values()
+
+    def sample(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """``[A[i_k] . B[j_k]]_k`` (differentiable)."""
+        return _Sample.apply(A, B, self)
+
+    def matmul(self, values: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """``S(values) @ B`` ``[m, r]`` (differentiable)."""
+        return _Matmul.apply(values, B, self)
+
+    def matmul_t(self, values: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        """``S(values)^T @ A`` ``[n, r]`` (differentiable)."""
+        return _MatmulT.apply(values, A, self)
+
+
+class _Sample(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, A, B, pattern):
+        ctx.save_for_backward(A, B)
+        ctx.pattern = pattern
+        return pattern._raw_sample(A, B)
+
+    @staticmethod
+    def backward(ctx, grad):
+        A, B = ctx.saved_tensors
+        p = ctx.pattern
+        return (p.matmul(grad, B) if ctx.needs_input_grad[0] else None,
+                p.matmul_t(grad, A) if ctx.needs_input_grad[1] else None, None)
+
+
+class _Matmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, B, pattern):
+        ctx.save_for_backward(values, B)
+        ctx.pattern = pattern
+        return pattern._csr(values) @ B
+
+    @staticmethod
+    def backward(ctx, grad):  # out[i] = sum_{k: i_k = i} values_k B[j_k]
+        values, B = ctx.saved_tensors
+        p = ctx.pattern
+        return (p.sample(grad, B) if ctx.needs_input_grad[0] else None,
+                p.matmul_t(values, grad) if ctx.needs_input_grad[1] else None, None)
+
+
+class _MatmulT(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, A, pattern):
+        ctx.save_for_backward(values, A)
+        ctx.pattern = pattern
+        return pattern._csr_t(values) @ A
+
+    @staticmethod
+    def backward(ctx, grad):  # out[j] = sum_{k: j_k = j} values_k A[i_k]
+        values, A = ctx.saved_tensors
+        p = ctx.pattern
+        return (p.sample(A, grad) if ctx.needs_input_grad[0] else None,
+                p.matmul(values, grad) if ctx.needs_input_grad[1] else None, None)
+
+
+def _check_values(values: torch.Tensor, count: int, name: str) -> torch.Tensor:
+    values = torch.as_tensor(values)
+    if values.shape != (count,):
+        raise ValueError(f"{name} must have {count} entries (one per position), got shape {tuple(values.shape)}")
+    if not torch.isfinite(values).all():
+        raise ValueError(f"{name} has non-finite entries")
+    return values
+
+
+# -- spherical data fitting ------------------------------------------------------------------------------------------
+class SphericalFitting:
+    """:math:`f(H, V) = \\tfrac12\\sum_{(i,j)\\in\\Omega} (H_i\\cdot V_j - A_{ij})^2` on :math:`\\mathcal{M}_h` with unit rows.
+
+    Args:
+        m, n: matrix shape.
+        rows, cols, values: training entries (row-major, distinct).
+        test_rows, test_cols, test_values: optional disjoint test entries (relative test error).
+    """
+
+    def __init__(self, m: int, n: int, rows, cols, values, test_rows=None, test_cols=None, test_values=None, *,
+                 planted: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        self.m, self.n = m, n
+        self.planted = planted  # (H*, V*) of a planted instance: only the "planted_columns" start uses it
+        self.pattern = SamplingPattern(rows, cols, (m, n))
+        self.values = _check_values(values, len(self.pattern), "values")
+        self.test_pattern = None
+        if test_rows is not None:
+            self.test_pattern = SamplingPattern(test_rows, test_cols, (m, n))
+            self.test_values = _check_values(test_values, len(self.test_pattern), "test_values")
+            overlap = torch.isin(self.test_pattern.rows * n + self.test_pattern.cols, self.pattern.rows * n + self.pattern.cols)
+            if bool(overlap.any()):
+                raise ValueError(f"{int(overlap.sum())} test positions are also training positions; the masks must be disjoint")
+
+    @classmethod
+    def from_data(cls, data) -> "SphericalFitting":
+        """From a :class:`~zoo.space_decoupling.data.SphericalData`."""
+        return cls(data.m, data.n, data.rows, data.cols, data.values, data.test_rows, data.test_cols, data.test_values,
+                   planted=data.planted)
+
+    def to(self, device) -> "SphericalFitting":
+        self.pattern = self.pattern.to(device)
+        self.values = self.values.to(device)
+        if self.test_pattern is not None:
+            self.test_pattern, self.test_values = self.test_pattern.to(device), self.test_values.to(device)
+        return self
+
+    def manifold(self, rank: int, *, omega: float = 0.5, retraction: str = "second_order") -> SpaceDecoupling:
+        return SpaceDecoupling(self.m, self.n, rank, UnitRows(), omega=omega, retraction=retraction)
+
+    def cost(self, H: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        residual = self.pattern.sample(H, V) - self.values.to(H.dtype)
+        return 0.5 * (residual * residual).sum()
+
+    @torch.no_grad()
+    def train_error(self, H: torch.Tensor, V: torch.Tensor) -> float:
+        """:math:`\\lVert P_\\Omega(HV^T - A)\\rVert / \\lVert P_\\Omega A\\rVert`."""
+        values = self.values.to(H.dtype)
+        return float(torch.linalg.vector_norm(self.pattern._raw_sample(H, V) - values) / torch.linalg.vector_norm(values))
+
+    @torch.no_grad()
+    def test_error(self, H: torch.Tensor, V: torch.Tensor) -> float:
+        """The same relative error on the test positions."""
+        if self.test_pattern is None:
+            raise ValueError("this problem has no test entries")
+        values = self.test_values.to(H.dtype)
+        return float(torch.linalg.vector_norm(self.test_pattern._raw_sample(H, V) - values) / torch.linalg.vector_norm(values))
+
+    def oversampling(self, rank: int) -> float:
+        """:math:`|\\Omega| / \\dim\\mathcal{M}_h` (1 = as many samples as degrees of freedom)."""
+        return len(self.pattern) / ((self.m + self.n - rank) * rank - self.m)
+
+    def initial_point(self, rank: int, *, seed: int = 0, init: str = "random", dtype=torch.float64):
+        """A start ``(H, V)`` on the manifold of rank ``rank``:
+
+        * ``"random"``: projH(Gaussian) and a random orthonormal V (uses no data);
+        * ``"spectral"``: the top-``rank`` SVD of :math:`P_\\Omega(A) / p` (``torch.svd_lowrank``), rows normalised;
+        * ``"planted_columns"``: the official experiments' warm start (``experiment_exact.m``): H = projH of ``rank``
+          random columns of the planted matrix A (all of A, not only the observed entries: an oracle start), V a
+          random orthonormal matrix. Needs a planted instance.
+        """
+        generator = torch.Generator().manual_seed(seed)
+        if init == "random":
+            return self.manifold(rank).random(generator=generator, dtype=dtype)
+        if init == "planted_columns":
+            if self.planted is None:
+                raise ValueError("init 'planted_columns' needs a planted instance (SphericalFitting.from_data)")
+            h_star, v_star = (t.cpu().to(torch.float64) for t in self.planted)
+            columns = torch.randperm(self.n, generator=generator)[:rank]
+            H = UnitRows().projH(h_star @ v_star[columns].T)  # A[:, columns], rows normalised  [m, rank]
+            V, _ = torch.linalg.qr(torch.randn(self.n, rank, dtype=torch.float64, generator=generator))
+            return H.to(dtype), V.to(dtype)
+        if init != "spectral":
+            raise ValueError(f"init must be 'random', 'spectral' or 'planted_columns', got {init!r}")
+        rate = len(self.pattern) / (self.m * self.n)
+        observed = torch.sparse_coo_tensor(torch.stack([self.pattern.rows, self.pattern.cols]).cpu(),
+                                           self.values.cpu().to(torch.float64) / rate, (self.m, self.n),
+                                           check_invariants=False).coalesce()
+        state = torch.random.get_rng_state()
+        torch.manual_seed(seed)  # svd_lowrank draws its sketch from the global generator
+        try:
+            u, s, v = torch.svd_lowrank(observed, q=min(rank + 10, self.m, self.n), niter=4)
+        finally:
+            torch.random.set_rng_state(state)
+        return UnitRows().projH(u[:, :rank] * s[:rank]).to(dtype), v[:, :rank].contiguous().to(dtype)
+
+
+# -- graph similarity -------------------------------------------------------------------------------------------------
+def _check_square(matrix, name: str) -> torch.Tensor:
+    matrix = torch.as_tensor(matrix, dtype=torch.float64)
+    if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
+        raise ValueError(f"{name} must be a square matrix of size >= 2, got shape {tuple(matrix.shape)}")
+    if not torch.isfinite(matrix).all():
+        raise ValueError(f"{name} has non-finite entries")
+    return matrix
+
+
+class GraphSimilarity:
+    """Maximise :math:`\\langle X, B X A^T + B^T X A\\rangle` over unit-Frobenius X ``[n_B, n_A]`` of rank :math:`\\le r`
+    (cost = minus that). ``A``, ``B``: adjacency matrices of the two graphs."""
+
+    def __init__(self, adjacency_a, adjacency_b) -> None:
+        self.a = _check_square(adjacency_a, "adjacency_a")
+        self.b = _check_square(adjacency_b, "adjacency_b")
+        self.m, self.n = self.b.shape[0], self.a.shape[0]  # X is n_B x n_A
+
+    def to(self, device) -> "GraphSimilarity":
+        self.a, self.b = self.a.to(device), self.b.to(device)
+        return self
+
+    @property
+    def undirected(self) -> bool:
+        return bool(torch.equal(self.a, self.a.T) and torch.equal(self.b, self.b.T))
+
+    def manifold(self, rank: int, *, omega: float = 0.5, retraction: str = "second_order") -> SpaceDecoupling:
+        return SpaceDecoupling(self.m, self.n, rank, UnitFrobenius(), omega=omega, retraction=retraction)
+
+    def cost(self, H: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        a, b = self.a.to(H), self.b.to(H)
+        # <X, B X A^T> = tr((H^T B H)(V^T A^T V)); <X, B^T X A> = tr((H^T B^T H)(V^T A V))
+        hbh, vav = H.T @ b @ H, V.T @ a @ V
+        return -((hbh * vav).sum() + (hbh.T * vav.T).sum())
+
+    def optimum(self) -> float:
+        """:math:`2\\lambda_1(A)\\lambda_1(B)` (undirected graphs only; ValueError otherwise)."""
+        if not self.undirected:
+            raise ValueError("the closed-form optimum 2 lambda_1(A) lambda_1(B) holds for undirected graphs (symmetric adjacency)")
+        return 2 * float(torch.linalg.eigvalsh(self.a)[-1]) * float(torch.linalg.eigvalsh(self.b)[-1])
+
+
+# -- Max-Cut SDP by Burer-Monteiro -------------------------------------------------------------------------------------
+def burer_monteiro_rank(n: int) -> int:
+    """The smallest r with :math:`r(r+1)/2 > n` (Boumal-Voroninski-Bandeira: then second-order critical points are
+    global for generic costs)."""
+    r = int(math.floor((math.sqrt(8 * n + 1) - 1) / 2))
+    while r * (r + 1) // 2 <= n:
+        r += 1
+    return r
+
+
+class MaxCutSDP:
+    """:math:`\\min -\\tfrac14\\langle L, X X^T\\rangle` over X ``[n, n]`` with unit rows and rank :math:`\\le r`
+    (L the graph Laplacian): the Burer-Monteiro form of the Max-Cut SDP; the SDP value is minus the optimum."""
+
+    def __init__(self, adjacency) -> None:
+        adjacency = _check_square(adjacency, "adjacency")
+        if not torch.equal(adjacency, adjacency.T):
+            raise ValueError("adjacency must be symmetric (an undirected, weighted graph)")
+        self.adjacency = adjacency
+        self.laplacian = torch.diag(adjacency.sum(1)) - adjacency
+        self.m = self.n = adjacency.shape[0]
+
+    def to(self, device) -> "MaxCutSDP":
+        self.adjacency, self.laplacian = self.adjacency.to(device), self.laplacian.to(device)
+        return self
+
+    def manifold(self, rank: int, *, omega: float = 0.5, retraction: str = "second_order") -> SpaceDecoupling:
+        return SpaceDecoupling(self.m, self.n, rank, UnitRows(), omega=omega, retraction=retraction)
+
+    def cost(self, H: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        gram = H @ (V.T @ V)  # X X^T = H (V^T V) H^T, as a function of both factors
+        return -0.25 * ((self.laplacian.to(H) @ H) * gram).sum()
+
+    def cut_value(self, H: torch.Tensor) -> float:
+        """Goemans-Williamson rounding with the best of 64 seeded hyperplanes: the cut weight found."""
+        generator = torch.Generator().manual_seed(0)
+        planes = torch.randn(H.shape[1], 64, dtype=torch.float64, generator=generator)
+        signs = torch.sign(H.detach().to(torch.float64).cpu() @ planes)  # [n, 64]
+        cuts = 0.25 * ((self.laplacian.cpu() @ signs) * signs).sum(0)
+        return float(cuts.max())
+
+
+def maxcut_sdp_reference(adjacency, solver: str = "CLARABEL") -> float:
+    """The Max-Cut SDP value :math:`\\max \\tfrac14\\langle L, Z\\rangle` s.t. diag Z = 1, Z PSD, by cvxpy (convex),
+    with tolerances tightened to about 1e-10 (``solver`` ``"CLARABEL"`` or ``"SCS"``)."""
+    import cvxpy as cp
+    import numpy as np
+
+    laplacian = MaxCutSDP(torch.as_tensor(adjacency).cpu()).laplacian.numpy()
+    n = laplacian.shape[0]
+    z = cp.Variable((n, n), PSD=True)
+    problem = cp.Problem(cp.Maximize(0.25 * cp.trace(laplacian @ z)), [cp.diag(z) == np.ones(n)])
+    tight = {"SCS": {"eps": 1e-10, "max_iters": 200000},  # defaults stop near 1e-4 (SCS) and 1e-8 (Clarabel)
+             "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10, "tol_ktratio": 1e-8}}
+    options = tight.get(solver.upper(), {})
+    problem.solve(solver=solver, **options)
+    if problem.status not in ("optimal", "optimal_inaccurate"):
+        raise RuntimeError(f"cvxpy/{solver} did not solve the Max-Cut SDP: status {problem.status}")
+    return float(problem.value)
+
+
+# -- the shared solver loop --------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`solve` did: the point, its cost, the optimizer's record and the monitored quantities."""
+
+    point: tuple[torch.Tensor, torch.Tensor]  # (H, V)
+    cost: float
+    iterations: int
+    converged: bool  # gradient tolerance met
+    stop_reason: str
+    gradient_norm: float
+    process_time: float  # CPU s inside the optimizer steps (monitoring excluded)
+    wall_time: float  # wall s inside the optimizer steps
+    cost_evaluations: int
+    gradient_evaluations: int
+    hessian_vector_products: int
+    feasibility: float
+    history: list[dict[str, float]]  # per iteration: cost, gradient_norm, process_time, wall_time + monitored values
+
+
+def solve(cost: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], manifold: SpaceDecoupling, start, *, method: str = "rgd",
+          gradient_tolerance: float = 1e-10, max_iterations: int = 5000, max_time: float = math.inf,
+          monitor: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
+          stop: Callable[[dict[str, float]], bool] | None = None, progress: bool = False, **options) -> FitResult:
+    """Minimise ``cost(H, V)`` on ``manifold`` from ``start`` with a :mod:`zoo.optim` optimizer (no special case).
+
+    ``monitor(H, V)`` is evaluated after every iteration outside the timed region; ``stop(record)`` may end the run
+    (e.g. once a test error reaches a target). ``options`` go to the optimizer.
+    """
+    if method not in OPTIMIZERS:
+        raise ValueError(f"method must be one of {sorted(OPTIMIZERS)}, got {method!r}")
+    H0, V0 = manifold.check_point(start, "start")
+    H, V = torch.nn.Parameter(H0.detach().clone()), torch.nn.Parameter(V0.detach().clone())
+    optimizer = OPTIMIZERS[method]([{"params": [H, V], "manifold": manifold}], max_iterations=max_iterations,
+                                   gradient_tolerance=gradient_tolerance, max_time=max_time, **options)
+    history: list[dict[str, float]] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iterations, desc=f"space decoupling {method}", leave=False)
+    stop_reason = None
+    while not optimizer.stopped:
+        optimizer.step(lambda: cost(H, V))
+        if optimizer.history and (not history or optimizer.history[-1]["iteration"] != history[-1]["iteration"]):
+            record = dict(optimizer.history[-1], process_time=optimizer.process_time, wall_time=optimizer.wall_time)
+            if monitor is not None:
+                record.update(monitor(H.detach(), V.detach()))
+            history.append(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("iteration", "step")}, refresh=False)
+            if stop is not None and stop(record):
+                stop_reason = "monitor target reached"
+                break
+    if bar is not None:
+        bar.close()
+    result = optimizer.result
+    point = (H.detach().clone(), V.detach().clone())
+    return FitResult(point=point, cost=result.cost, iterations=result.iterations, converged=result.converged,
+                     stop_reason=stop_reason or result.stop_reason or "", gradient_norm=result.gradient_norm,
+                     process_time=result.process_time, wall_time=result.wall_time, cost_evaluations=result.cost_evaluations,
+                     gradient_evaluations=result.gradient_evaluations, hessian_vector_products=result.hessian_vector_products,
+                     feasibility=manifold.feasibility(point), history=history)
