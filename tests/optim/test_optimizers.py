@@ -37,7 +37,7 @@ def test_rayleigh_quotient_on_the_complex_sphere(name):
 @pytest.mark.parametrize("name,options", [pytest.param("rcg", {}, marks=[pytest.mark.slow, pytest.mark.xfail(
     reason="known weakness: RiemannianCG with the Hager-Zhang (and PR+) beta drifts to the face p_4 -> 0 of the open "
            "simplex (optimal p_4 = 6e-5) and stalls 3e-5 above the minimum; FR and HS+ converge (below)", strict=True)]),
-    ("rcg", {"beta": "hs"}), pytest.param("rcg", {"beta": "fr"}, marks=pytest.mark.slow)] + [(n, {}) for n in NAMES if n != "rcg"])
+    ("rcg", {"beta": "hs"}), pytest.param("rcg", {"beta": "fr", "max_iterations": 8000}, marks=pytest.mark.slow)] + [(n, {}) for n in NAMES if n != "rcg"])
 def test_joint_step_on_simplex_and_sphere(name, options):
     """min sum_i p_i x_i^H A_i x_i + tau sum_i p_i log p_i = -tau log sum_i exp(-lambda_min(A_i) / tau) (exact).
     Ill-conditioned on purpose: the optimal weights span 6e-5..0.99, so first-order methods need thousands of steps."""
@@ -50,7 +50,9 @@ def test_joint_step_on_simplex_and_sphere(name, options):
     def cost():
         return (p * torch.einsum("ia,iab,ib->i", x.conj(), mats, x).real).sum() + tau * (p * p.log()).sum()
 
-    optimizer = OPTIMIZERS[name]([p, x], max_iterations=4000, gradient_tolerance=1e-9, **options)
+    # Fletcher-Reeves is the slowest here: it needs 5216 steps (seen with torch 2.13 CPU), so it gets 8000
+    options = {"max_iterations": 4000, **options}
+    optimizer = OPTIMIZERS[name]([p, x], gradient_tolerance=1e-9, **options)
     result = optimizer.minimize(cost)
     assert result.converged, result.stop_reason
     assert abs(result.cost - truth) < 1e-10
