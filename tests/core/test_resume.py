@@ -72,3 +72,20 @@ def test_killed_run_resumes_bit_identical_and_counts_fit_time_across_resumes(tmp
 def test_bad_checkpoint_every_is_named(tmp_path):
     with pytest.raises(ZooError, match="zoo.checkpoint_every must be a number of steps >= 1, got 0"):
         run_recipe(RECIPE, ["--trainer.default_root_dir", str(tmp_path), "--zoo.checkpoint_every", "0"])
+
+
+def test_checkpoints_get_the_usual_file_mode(tmp_path):
+    """The atomic writer's temporary file comes from mkstemp (owner-only, 0600); the checkpoint must get the mode
+    any other file would (0644 under umask 022), as Lightning's own writer gives it, or others sharing the run
+    folder cannot read it (failed before: 0600)."""
+    import os
+
+    from zoo._core.resume import AtomicCheckpointIO
+
+    previous = os.umask(0o022)
+    try:
+        AtomicCheckpointIO().save_checkpoint({"weights": torch.zeros(2)}, tmp_path / "last.ckpt")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "last.ckpt").stat().st_mode & 0o777 == 0o644
+    assert torch.equal(torch.load(tmp_path / "last.ckpt", weights_only=True)["weights"], torch.zeros(2))

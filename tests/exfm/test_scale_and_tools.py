@@ -114,3 +114,26 @@ def test_bench_bayes_ceiling_is_the_ne_of_the_logged_probability():
         assert abs(ceiling[f"bayes/{v}/ne"] - np.mean(expected)) < 1e-12
         assert ceiling[f"bayes/{v}/ne"] < 0.9  # the click model is far from a constant rate
         assert 0 < ceiling[f"share/{v}"] < 0.25
+
+
+def test_ddp_bench_measures_two_ranks_against_one_process_and_finds_the_kink():
+    import torch
+
+    from zoo.exfm import ExFMStreamData
+
+    bench = load_script("tools/bench/exfm_ddp.py")
+    data = ExFMStreamData(n_rows=2400, n_windows=3, seed=0, stream_options={"users_active": 60, "items_active": 30})
+    one, two = (bench.run(None, "exfm_synthetic_tiny", data, torch.float32, ranks, trace=True) for ranks in (1, 2))
+    gap = bench.difference(two, one)
+    assert 0 < gap["max_weight_difference"] < 1e-5 and gap["tensors"] == len([v for v in one["system"].state_dict().values() if v.is_floating_point()])
+    kink = bench.kink(one, two)
+    assert kink["fm_steps"] == len(one["smallest"]) == 3 * 4  # 3 windows of 800 rows, batches of 256, one pass
+    assert kink["gap_after_step_1"] < 1e-6
+
+    # a made-up trace: unit 1 jumps at step 3, where its smallest pre-activation sat on the kink
+    fake = {"weights": [torch.zeros(2, 3)] * 4}
+    fake["smallest"] = [torch.tensor([0.5, 0.3]), torch.tensor([0.5, 0.2]), torch.tensor([0.4, 1e-8]), torch.tensor([0.5, 0.3])]
+    moved = {"weights": [torch.full((2, 3), 1e-7), torch.full((2, 3), 1e-7), torch.tensor([[1e-7] * 3, [1e-4] * 3]), torch.full((2, 3), 1e-3)]}
+    found = bench.kink(fake, moved)
+    assert (found["jump_step"], found["unit"]) == (3, 1) and found["unit_smallest_pre_activation_at_jump"] == pytest.approx(1e-8)
+    assert found["unit_smallest_pre_activation_median"] == pytest.approx(0.2)  # torch.median: the lower middle value

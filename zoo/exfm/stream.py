@@ -26,8 +26,11 @@ Data parallel (``zoo run ... --trainer.strategy ddp --trainer.devices N``, or an
 ``torch.distributed`` group): every rank reads every window, scores it and annotates it (deterministic, so all ranks
 agree), and each optimizer step of every network splits its batch across ranks (rank r takes rows r, r + N, ...):
 a rank's loss is the batch mean over its rows times its share of the rows, and the gradients are summed over ranks
-before the step, so every rank takes the step one process would take on the whole batch (up to the order of float
-additions). Only rank 0 writes checkpoints.
+before the step, so every rank takes the step one process would take on the whole batch, up to the order of float
+additions (the ranks' partial sums). A parameter with no gradient on any rank is left without one, so the optimizer
+skips it as it does in one process. Only rank 0 writes checkpoints. ``emulated_ranks`` runs N ranks as N threads of
+one process (no process group): a 2-process gloo run ends bit for bit where it ends, so it checks the data-parallel
+path, and measures its distance from one process, without launching processes.
 
 ``start_window`` continues a system that was trained on windows before it (a pushed model started with
 ``zoo.init_from``): processing starts there, and the current foundation weights serve as snapshot
@@ -42,8 +45,9 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -51,7 +55,7 @@ import torch
 from zoo.exfm.distillation import DataAugmentationService, adapter_step, student_loss
 from zoo.exfm.metrics import transfer_ratio, window_metrics
 
-__all__ = ["StreamingTrainer"]
+__all__ = ["StreamingTrainer", "emulated_ranks"]
 
 
 class StreamingTrainer:
@@ -127,7 +131,8 @@ class StreamingTrainer:
         system, config = self.system, self.system.config
         ids_np = config.features.encode(table, strict=False)
         ids = torch.from_numpy(ids_np)
-        labels = torch.from_numpy(np.asarray(table.column("label").to_numpy(), dtype=np.float32))
+        # the system's float type: a float64 system (system.double()) trains in float64 throughout
+        labels = torch.from_numpy(np.asarray(table.column("label").to_numpy(), dtype=np.float32)).to(self._float_dtype())
         if not torch.all((labels == 0) | (labels == 1)):
             raise ValueError(f"window {t}: label must be 0 or 1")
         memberships = system.memberships(table)
@@ -165,6 +170,9 @@ class StreamingTrainer:
         system.train()
         return records
 
+    def _float_dtype(self) -> torch.dtype:
+        return next(self.system.foundation.parameters()).dtype
+
     def _batches(self, rows: np.ndarray, batch_size: int, generator_seed: list[int]) -> list[tuple[np.ndarray, float]]:
         """The window's batches as ``(this rank's rows, its share of the batch)``; one process: ``(batch, 1.0)``."""
         if self.system.config.shuffle_within_window:
@@ -173,19 +181,35 @@ class StreamingTrainer:
         return [(b[self.rank::self.world], len(b[self.rank::self.world]) / len(b)) for b in batches]
 
     def _reduce_gradients(self, module: torch.nn.Module) -> None:
-        """Sum the gradients of ``module`` over the ranks (one all-reduce of the flattened gradients)."""
+        """Sum the gradients of ``module`` over the ranks (one all-reduce of the flattened gradients).
+
+        A parameter that has no gradient on any rank (outside this step's graph, e.g. a distillation head before
+        the first FM snapshot exists) keeps ``grad = None``, so Adam skips it as it does in one process: a zero
+        gradient instead would advance its step count and decay its moments, and its later updates would differ.
+        A rank with no rows of the batch has no gradients at all; it still joins the sum (with zeros), as every rank
+        must. Each parameter's "has a gradient" flag travels in the same all-reduce."""
         if self.world == 1:
             return
         params = [p for p in module.parameters() if p.requires_grad]
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        flat = torch.cat([p.grad.reshape(-1) for p in params])
-        torch.distributed.all_reduce(flat)
-        offset = 0
-        for p in params:
-            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+        if not params:
+            return
+        dtype = next((p.grad.dtype for p in params if p.grad is not None), params[0].dtype)
+        flags = torch.tensor([float(p.grad is not None) for p in params], dtype=dtype)
+        flat = torch.cat([flags, *(p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel(), dtype=dtype) for p in params)])
+        self._all_reduce(flat)
+        offset = len(params)
+        for p, present in zip(params, (flat[:len(params)] > 0).tolist()):
+            if present:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+            else:
+                p.grad = None
             offset += p.numel()
+
+    def _all_reduce(self, tensor: torch.Tensor) -> None:
+        """Sum ``tensor`` over the ranks in place (``emulated_ranks`` replaces this per trainer)."""
+        torch.distributed.all_reduce(tensor)
 
     def _train_foundation(self, t: int, ids: torch.Tensor, labels: torch.Tensor) -> None:
         config = self.system.config.foundation
@@ -226,7 +250,7 @@ class StreamingTrainer:
         if student.distillation != "none":
             column = annotated.column(f"fm_logit_k{student.staleness}").to_numpy()
             if annotated.column(f"fm_snapshot_k{student.staleness}")[0].as_py() >= 0:
-                foundation_logit = torch.from_numpy(np.nan_to_num(column).astype(np.float32))
+                foundation_logit = torch.from_numpy(np.nan_to_num(column)).to(labels.dtype)  # logged in float64
         network.train()
         for batch, share in self._batches(np.flatnonzero(mask), config.student.batch_size, [config.seed, t, index]):
             rows = torch.from_numpy(batch)
@@ -361,3 +385,55 @@ class StreamingTrainer:
         # weights_only: plain tensors, dicts, lists and numbers; nothing is unpickled beyond that
         self.load_state_dict(torch.load(found[-1], map_location="cpu", weights_only=True))
         return True
+
+
+def emulated_ranks(make_trainer: Callable[[], StreamingTrainer], windows: Any, world: int = 2) -> list[StreamingTrainer]:
+    """Run ``world`` data-parallel ranks in this process, one thread each, and return their trainers.
+
+    ``make_trainer()`` builds each rank's trainer (its own copy of the system, the same for every call); rank r then
+    runs ``windows`` as a member of a ``world``-rank group, except that the all-reduce of each optimizer step adds
+    the ranks' tensors in rank order in this process instead of over ``torch.distributed``. For two ranks that is
+    what gloo computes (one float addition per element, and a + b == b + a), so a 2-process run with the same
+    threads per process ends bit for bit where rank 0 here ends (``tests/exfm/test_ddp.py``); for more ranks the
+    order of a real all-reduce may differ. Every thread runs with the caller's number of torch threads.
+    """
+    if world < 1:
+        raise ValueError(f"world must be >= 1, got {world}")
+    trainers = [make_trainer() for _ in range(world)]
+    slots: list[torch.Tensor | None] = [None] * world
+    barrier = threading.Barrier(world)
+    threads_per_rank = torch.get_num_threads()
+
+    def make_all_reduce(rank: int) -> Callable[[torch.Tensor], None]:
+        def all_reduce(tensor: torch.Tensor) -> None:
+            slots[rank] = tensor.clone()
+            barrier.wait()
+            total = slots[0].clone()
+            for other in slots[1:]:
+                total += other
+            barrier.wait()  # every rank has read the slots before any rank writes the next ones
+            tensor.copy_(total)
+
+        return all_reduce
+
+    errors: list[BaseException] = []
+
+    def work(rank: int) -> None:
+        try:
+            torch.set_num_threads(threads_per_rank)
+            trainer = trainers[rank]
+            trainer.world, trainer.rank, trainer._all_reduce = world, rank, make_all_reduce(rank)
+            trainer.run(windows)
+        except BaseException as error:  # re-raised below; the other ranks must not wait at the barrier forever
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(rank,), name=f"exfm-rank-{rank}") for rank in range(world)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    first = next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0] if errors else None)
+    if first is not None:
+        raise first
+    return trainers
