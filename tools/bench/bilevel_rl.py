@@ -2,8 +2,8 @@
 
 Writes ``benchmarks/bilevel_rl.json``, ``benchmarks/bilevel_rl.md`` and ``benchmarks/bilevel_rl.png``.
 
-    /work/venvs/zoo/bin/python tools/bench/bilevel_rl.py            # full run (a few minutes on one CPU thread)
-    /work/venvs/zoo/bin/python tools/bench/bilevel_rl.py --quick    # smaller, for a smoke check
+    python tools/bench/bilevel_rl.py            # full run (a few minutes on one CPU thread)
+    python tools/bench/bilevel_rl.py --quick    # smaller, for a smoke check
 
 Sections:
 1. ``inner``: at a fixed x, the error against the exact oracle of (a) the M-SoBiRL estimate after k cold-started

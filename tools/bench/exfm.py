@@ -1,7 +1,7 @@
 """ExFM ablation on streaming CTR data: VM alone, + plain distillation, + Auxiliary Head, + AH + Student Adapter,
 and the FM itself, at staleness k in {0, 1, 2}, over several seeds with paired differences.
 
-Protocol (our choices; see /work/shared/methods/exfm.md §5):
+Protocol (our choices):
 - Progressive validation: every window is scored before any model trains on it; metrics are averaged over
   windows >= the preset's ``evaluation_start_window``. NE uses the evaluated rows' own positive rate.
 - One stream run trains the FM once and every student side by side (the FM is shared, as in ExFM).
