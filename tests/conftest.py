@@ -56,3 +56,17 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 def zoo_executable() -> list[str]:
     exe = Path(sys.executable).with_name("zoo")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "zoo"]
+
+
+def assert_same_training(ddp, single, parent) -> None:
+    """Data-parallel weights ``ddp`` against one process's ``single`` over the same global batches: equal up to the
+    order of float additions (the all-reduce of per-rank partial sums), and both far from ``parent`` (so they trained)."""
+    import torch
+
+    worst = 0.0
+    for (name, a), (_, b) in zip(ddp.state_dict().items(), single.state_dict().items()):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-4, atol=1e-5, msg=name)
+        worst = max(worst, float((a - b.detach()).abs().max()))
+    moved = max(float((a - b).abs().max()) for a, b in zip(ddp.state_dict().values(), parent.state_dict().values()))
+    assert moved > 100 * max(worst, 1e-7), (moved, worst)  # it trained, by far more than the DDP/single difference
+    print(f"max |DDP - single| = {worst:.3g}; max change from the parent = {moved:.3g}")
