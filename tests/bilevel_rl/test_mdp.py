@@ -37,7 +37,7 @@ def test_bad_inputs_name_the_value():
         TabularMDP(negative, gamma=0.5)
     with pytest.raises(ValueError, match=r"reward must have shape \[S, A\] = \[3, 2\], got \(2, 3\)"):
         TabularMDP(P, gamma=0.5, reward=torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="initial_distribution rows must sum to 1"):
+    with pytest.raises(ValueError, match="initial_distribution must sum to 1, got 1.5"):
         TabularMDP(P, gamma=0.5, initial_distribution=torch.tensor([0.5, 0.5, 0.5]))
     mdp = TabularMDP(P, gamma=0.5)
     with pytest.raises(ValueError, match=r"reward must have shape \[S, A\] = \[3, 2\]"):

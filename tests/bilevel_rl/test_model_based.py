@@ -47,7 +47,7 @@ def test_bad_arguments():
     mdp, reward_fn, upper_fn, x = random_problem()
     with pytest.raises(ValueError, match="adjoint_solver must be 'gradient' or 'exact', got 'cg'"):
         model_based_hypergradient(mdp, reward_fn, upper_fn, x, adjoint_solver="cg")
-    with pytest.raises(ValueError, match="step_size > 0"):
+    with pytest.raises(ValueError, match="step_size must be > 0 and finite, got 0.0"):
         m_sobirl(mdp, reward_fn, upper_fn, x, step_size=0.0)
 
 

@@ -19,7 +19,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "bilevel_rl"
     "field, value, message",
     [("gamma", 1.0, r"gamma must be in \[0, 1\), got 1.0"), ("tau", 0.0, "tau must be > 0 and finite, got 0.0"),
      ("task", "atari", "task must be one of .*, got 'atari'"), ("adjoint_solver", "cg", "adjoint_solver must be one of"),
-     ("learning_rate", -1.0, "learning_rate must be > 0, got -1.0"), ("reward_dimension", 0, "reward_dimension must be >= 1, got 0"),
+     ("learning_rate", -1.0, "learning_rate must be > 0 and finite, got -1.0"), ("reward_dimension", 0, "reward_dimension must be >= 1, got 0"),
      ("true_gamma", -0.5, r"true_gamma must be in \[0, 1\), got -0.5")],
 )
 def test_config_rejects_bad_values(field, value, message):

@@ -19,7 +19,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "bilevel_rl"
 @pytest.mark.parametrize("field, value, message", [
     ("tau", 0.0, "tau must be > 0 and finite, got 0.0"), ("gamma", 1.0, r"gamma must be in \[0, 1\), got 1.0"),
     ("fragment_length", 500, r"fragment_length \(500\) must be <= rollout_length \(128\)"),
-    ("hypergradient_weight", -1.0, "hypergradient_weight must be >= 0, got -1.0"), ("task", "atari", "task must be 'rlhf'"),
+    ("hypergradient_weight", -1.0, "hypergradient_weight must be >= 0 and finite, got -1.0"), ("task", "atari", "task must be 'rlhf'"),
 ])
 def test_config_rejects_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -75,6 +75,18 @@ def test_score_term_gradient_matches_per_sample_autograd():
     got = torch.autograd.grad(agent.score_term(obs, act, alive, weights), params)
     for e, g in zip(expected, got):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+
+
+def test_score_term_refuses_out_of_range_actions():
+    agent = zoo.create("bilevel_rl_cartpole_rlhf_tiny")
+    obs = torch.zeros(2, 3, 4, agent.observation_size)
+    act = torch.zeros(2, 3, 4, dtype=torch.long)
+    act[1, 2, 0] = -1
+    alive = torch.ones(2, 3, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"act must lie in \[0, 2\), got -1 at index \(1, 2, 0\)"):
+        agent.score_term(obs, act, alive, torch.zeros(3))
+    with pytest.raises(ValueError, match=r"weights must be finite, got nan at index 1"):
+        agent.score_term(obs, act.clamp(min=0), alive, torch.tensor([0.0, float("nan"), 0.0]))
 
 
 def test_tiny_recipe_runs_and_pushes_a_card(tmp_path):

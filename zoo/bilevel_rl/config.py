@@ -43,18 +43,18 @@ class BilevelRLConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not (self.tau > 0 and math.isfinite(self.tau)):
             raise ValueError(f"tau must be > 0 and finite, got {self.tau}")
-        if self.shaping_penalty < 0:
-            raise ValueError(f"shaping_penalty must be >= 0, got {self.shaping_penalty}")
+        # ``not (v >= 0)`` rather than ``v < 0``: nan fails every comparison, so a plain sign check lets it through
+        if not (self.shaping_penalty >= 0 and math.isfinite(self.shaping_penalty)):
+            raise ValueError(f"shaping_penalty must be >= 0 and finite, got {self.shaping_penalty}")
         if self.sweeps < 1 or self.adjoint_steps < 0:
             raise ValueError(f"sweeps must be >= 1 and adjoint_steps >= 0, got {self.sweeps}, {self.adjoint_steps}")
-        if self.sweep_tolerance < 0:
-            raise ValueError(f"sweep_tolerance must be >= 0, got {self.sweep_tolerance}")
+        if not (self.sweep_tolerance >= 0 and math.isfinite(self.sweep_tolerance)):
+            raise ValueError(f"sweep_tolerance must be >= 0 and finite, got {self.sweep_tolerance}")
         if self.adjoint_solver not in ADJOINT_SOLVERS:
             raise ValueError(f"adjoint_solver must be one of {ADJOINT_SOLVERS}, got {self.adjoint_solver!r}")
-        if self.adjoint_step_size <= 0:
-            raise ValueError(f"adjoint_step_size must be > 0, got {self.adjoint_step_size}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("adjoint_step_size", "learning_rate"):
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} must be > 0 and finite, got {getattr(self, name)}")
 
 
 @register_model("bilevel_rl_synthetic")

@@ -27,8 +27,12 @@ Adjoint ("w") form, one S-dimensional solve, the form the official code uses [co
 The last line is one vector-Jacobian product of ``reward_fn`` with the *reward cotangent*
 ``c(s,a) = pi(a|s) (g(s,a) - w(s)) / tau`` [our formulation of the w-form]: any reward model (a table, a
 neural network) gets the hypergradient of its parameters from ``backward`` of ``sum(r_x * c)``.
-Derivation (dV = sum_a pi dQ from V = tau logsumexp(Q/tau); then move the inverse onto b) is in
-``/work/shared/methods/bilevel_rl.md`` section 3.
+Derivation: differentiating V = tau logsumexp(Q/tau) gives dV(s) = sum_a pi(a|s) dQ(s,a), hence
+(I - gamma P_pi) dV = phi; differentiating pi = exp((Q - V)/tau) gives the log-policy line; substituting
+dV = (I - gamma P_pi)^-1 phi into sum pi g (dQ - dV)/tau and moving the inverse onto b gives the w-form.
+
+Inputs are checked (``zoo.bilevel_rl.checks``): x must be a finite floating-point tensor, ``reward_fn(x)`` and
+``upper_fn(x, pi)`` finite, step sizes and tolerances finite; a NaN never turns silently into a NaN hypergradient.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Callable
 
 import torch
 
+from zoo.bilevel_rl.checks import check_finite, check_float_tensor, check_nonnegative_finite, check_positive_finite
 from zoo.bilevel_rl.mdp import TabularMDP, soft_bellman_q, soft_value_iteration
 
 __all__ = [
@@ -57,6 +62,25 @@ RewardFn = Callable[[torch.Tensor], torch.Tensor]
 UpperFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def checked_reward(mdp: TabularMDP, reward_fn: RewardFn, x: torch.Tensor) -> torch.Tensor:
+    """``reward_fn(x)``, checked: shape ``[S, A]`` and finite (a NaN reward would make a NaN policy silently)."""
+    reward = reward_fn(x)
+    S, A = mdp.num_states, mdp.num_actions
+    if not isinstance(reward, torch.Tensor) or tuple(reward.shape) != (S, A):
+        shape = tuple(reward.shape) if isinstance(reward, torch.Tensor) else type(reward).__name__
+        raise ValueError(f"reward_fn(x) must return shape [S, A] = [{S}, {A}], got {shape}")
+    check_finite("reward_fn(x)", reward)
+    return reward
+
+
+def _checked_objective(f: torch.Tensor) -> torch.Tensor:
+    if f.dim() != 0:
+        raise ValueError(f"upper_fn must return a scalar, got shape {tuple(f.shape)}")
+    if not torch.isfinite(f.detach()):
+        raise ValueError(f"upper_fn(x, policy) must be finite, got {f.item()}")
+    return f
+
+
 @dataclass
 class Hypergradient:
     """A hypergradient (exact or estimated) at x with the lower-level quantities it used."""
@@ -74,12 +98,12 @@ def upper_level_partials(upper_fn: UpperFn, x: torch.Tensor, policy: torch.Tenso
     with torch.enable_grad():
         x_ = x.detach().clone().requires_grad_(True)
         pi_ = policy.detach().clone().requires_grad_(True)
-        f = upper_fn(x_, pi_)
-        if f.dim() != 0:
-            raise ValueError(f"upper_fn must return a scalar, got shape {tuple(f.shape)}")
+        f = _checked_objective(upper_fn(x_, pi_))
         grad_x, grad_pi = torch.autograd.grad(f, (x_, pi_), allow_unused=True)
     grad_x = torch.zeros_like(x_) if grad_x is None else grad_x
     grad_pi = torch.zeros_like(pi_) if grad_pi is None else grad_pi
+    check_finite("the gradient of upper_fn(x, policy) in x", grad_x)
+    check_finite("the gradient of upper_fn(x, policy) in policy", grad_pi)
     return f.item(), grad_x, grad_pi
 
 
@@ -115,9 +139,10 @@ def upper_level_objective(
     mdp: TabularMDP, reward_fn: RewardFn, upper_fn: UpperFn, x: torch.Tensor, *, tolerance: float = 1e-12
 ) -> float:
     """``F(x) = f(x, pi*_x)`` with the lower level solved by soft VI to ``tolerance``."""
+    x = check_float_tensor("x", x).detach()
     with torch.no_grad():
-        solution = soft_value_iteration(mdp, reward_fn(x.detach()), tolerance=tolerance)
-        return float(upper_fn(x.detach(), solution.policy))
+        solution = soft_value_iteration(mdp, checked_reward(mdp, reward_fn, x), tolerance=tolerance)
+        return float(_checked_objective(upper_fn(x, solution.policy)))
 
 
 def exact_hypergradient(
@@ -152,9 +177,10 @@ def exact_hypergradient(
     """
     if form not in ("adjoint", "direct"):
         raise ValueError(f"form must be 'adjoint' or 'direct', got {form!r}")
-    x = x.detach()
+    x = check_float_tensor("x", x).detach()
+    check_nonnegative_finite("tolerance", tolerance)
     with torch.no_grad():
-        solution = soft_value_iteration(mdp, reward_fn(x), value, tolerance=tolerance)
+        solution = soft_value_iteration(mdp, checked_reward(mdp, reward_fn, x), value, tolerance=tolerance)
     pi = solution.policy
     f, grad_x, grad_pi = upper_level_partials(upper_fn, x, pi)
     if form == "adjoint":
@@ -190,14 +216,19 @@ def unrolled_hypergradient(
     """
     if sweeps < 1:
         raise ValueError(f"sweeps must be >= 1, got {sweeps}")
+    x = check_float_tensor("x", x)
+    if value is not None:
+        if tuple(value.shape) != (mdp.num_states,):
+            raise ValueError(f"value must have shape [{mdp.num_states}], got {tuple(value.shape)}")
+        check_finite("value", value)
     with torch.enable_grad():
         x_ = x.detach().clone().requires_grad_(True)
-        reward = reward_fn(x_)
+        reward = checked_reward(mdp, reward_fn, x_)
         V = torch.zeros(mdp.num_states, dtype=reward.dtype) if value is None else value.detach().clone()
         for _ in range(sweeps):
             V = mdp.tau * torch.logsumexp(soft_bellman_q(mdp, reward, V) / mdp.tau, dim=-1)
         pi = torch.softmax(soft_bellman_q(mdp, reward, V) / mdp.tau, dim=-1)
-        f = upper_fn(x_, pi)
+        f = _checked_objective(upper_fn(x_, pi))
         (gradient,) = torch.autograd.grad(f, x_)
     zeros = torch.zeros(mdp.num_states, dtype=pi.dtype)
     return Hypergradient(gradient, f.item(), pi.detach(), V.detach(), zeros, torch.zeros_like(pi.detach()))
@@ -207,7 +238,9 @@ def finite_difference_hypergradient(
     mdp: TabularMDP, reward_fn: RewardFn, upper_fn: UpperFn, x: torch.Tensor, *, step: float = 1e-6, tolerance: float = 1e-13
 ) -> torch.Tensor:
     """Central differences of F(x) (2 d lower-level solves to ``tolerance``); an independent check."""
-    x = x.detach()
+    x = check_float_tensor("x", x).detach()
+    step = check_positive_finite("step", step)
+    check_nonnegative_finite("tolerance", tolerance)
     flat = x.reshape(-1)
     gradient = torch.empty_like(flat)
     for i in range(flat.numel()):

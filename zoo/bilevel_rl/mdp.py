@@ -24,22 +24,26 @@ from typing import Any
 
 import torch
 
+from zoo.bilevel_rl.checks import ROW_SUM_ATOL, check_finite, check_nonnegative_finite, number, where
+
 __all__ = ["SoftValueResult", "TabularMDP", "soft_bellman_q", "soft_value_iteration"]
 
-_ROW_SUM_ATOL = 1e-6
+_ROW_SUM_ATOL = ROW_SUM_ATOL
 
 
 def _check_distribution_rows(name: str, tensor: torch.Tensor) -> None:
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} must be finite")
+    """Finite, non-negative, and summing to 1 over the last axis (a 1-D tensor is one distribution, not rows)."""
+    check_finite(name, tensor)
     if (tensor < 0).any():
-        worst = tensor.min().item()
-        raise ValueError(f"{name} must be non-negative, got an entry {worst:.3g}")
+        flat = int(torch.argmin(tensor.reshape(-1)))
+        raise ValueError(f"{name} must be non-negative, got {number(tensor.reshape(-1)[flat].item())} at {where(tensor, flat)}")
     sums = tensor.sum(-1)
     error = (sums - 1).abs()
     if (error > _ROW_SUM_ATOL).any():
+        if tensor.dim() == 1:
+            raise ValueError(f"{name} must sum to 1, got {number(sums.item())}")
         index = tuple(int(i) for i in torch.nonzero(error == error.max())[0])
-        raise ValueError(f"{name} rows must sum to 1; row {index} sums to {sums[index].item():.9g}")
+        raise ValueError(f"{name} rows must sum to 1; row {index} sums to {number(sums[index].item())}")
 
 
 class TabularMDP:
@@ -87,8 +91,7 @@ class TabularMDP:
             reward = torch.as_tensor(reward, dtype=P.dtype)
             if reward.shape != (S, A):
                 raise ValueError(f"reward must have shape [S, A] = [{S}, {A}], got {tuple(reward.shape)}")
-            if not torch.isfinite(reward).all():
-                raise ValueError("reward must be finite")
+            check_finite("reward", reward)
         if initial_distribution is None:
             initial_distribution = torch.full((S,), 1.0 / S, dtype=P.dtype)
         else:
@@ -130,6 +133,8 @@ class TabularMDP:
 
     def policy_transitions(self, policy: torch.Tensor) -> torch.Tensor:
         """``P_pi[s, s'] = sum_a pi(a|s) P(s'|s,a)``, shape ``[S, S]``."""
+        if tuple(policy.shape) != (self.num_states, self.num_actions):
+            raise ValueError(f"policy must have shape [S, A] = [{self.num_states}, {self.num_actions}], got {tuple(policy.shape)}")
         return torch.einsum("sa,sat->st", policy, self.transitions)
 
     # -- constructors ------------------------------------------------------------------------------
@@ -234,13 +239,16 @@ def soft_value_iteration(
     S, A = mdp.num_states, mdp.num_actions
     if tuple(reward.shape) != (S, A):
         raise ValueError(f"reward must have shape [S, A] = [{S}, {A}], got {tuple(reward.shape)}")
-    if tolerance < 0 or max_iterations < 0:
-        raise ValueError(f"tolerance and max_iterations must be >= 0, got {tolerance}, {max_iterations}")
+    check_nonnegative_finite("tolerance", tolerance)
+    if max_iterations < 0:
+        raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
+    check_finite("reward", reward)  # a NaN reward would give a NaN policy and hypergradient without a word
     with torch.no_grad():
         reward = reward.detach().to(mdp.dtype)
         V = torch.zeros(S, dtype=mdp.dtype) if value is None else value.detach().to(mdp.dtype).clone()
         if V.shape != (S,):
             raise ValueError(f"value must have shape [{S}], got {tuple(V.shape)}")
+        check_finite("value", V)
         residual, iterations = float("inf"), 0
         while iterations < max_iterations:
             new = mdp.tau * torch.logsumexp(soft_bellman_q(mdp, reward, V) / mdp.tau, dim=-1)

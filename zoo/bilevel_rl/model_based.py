@@ -13,7 +13,7 @@ Per outer iteration k, with the model P known [paper: M-SoBiRL; details from the
 Our choices: the sweeps come first in each iteration (the official loop does them last, which differs only at
 iteration 0); ``adjoint_solver="exact"`` replaces step 2 by a linear solve. One w-step per iteration is enough
 at gamma = 0.5 but slow at gamma = 0.9: the step contracts the slowest mode of A A^T by only zeta * (1 - gamma)^2
-(notes section 4), so use more steps or the exact solve there.
+(``benchmarks/bilevel_rl.md`` section 4), so use more steps or the exact solve there.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from zoo.bilevel_rl.hypergradient import (
     RewardFn,
     UpperFn,
     adjoint_rhs,
+    checked_reward,
     adjoint_system,
     exact_hypergradient,
     hypergradient_from_adjoint,
@@ -36,6 +37,7 @@ from zoo.bilevel_rl.hypergradient import (
     upper_level_objective,
     upper_level_partials,
 )
+from zoo.bilevel_rl.checks import check_finite, check_float_tensor, check_nonnegative_finite, check_positive_finite
 from zoo.bilevel_rl.mdp import TabularMDP, soft_value_iteration
 
 __all__ = ["BilevelResult", "InnerState", "m_sobirl", "model_based_hypergradient"]
@@ -58,7 +60,7 @@ class BilevelResult:
     """What an outer loop returns: the final x, its exact objective, and per-iteration history."""
 
     x: torch.Tensor
-    objective: float  # F(x) with the lower level solved to 1e-12
+    objective: float | None  # F(x) with the lower level solved to 1e-12; None where F is unknown (sobirl without upper_fn)
     iterations: int
     seconds: float
     stop_reason: str
@@ -86,10 +88,14 @@ def model_based_hypergradient(
         raise ValueError(f"sweeps and adjoint_steps must be >= 0, got {sweeps}, {adjoint_steps}")
     if adjoint_solver not in ("gradient", "exact"):
         raise ValueError(f"adjoint_solver must be 'gradient' or 'exact', got {adjoint_solver!r}")
+    check_positive_finite("adjoint_step_size", adjoint_step_size)
+    check_nonnegative_finite("sweep_tolerance", sweep_tolerance)
+    x = check_float_tensor("x", x).detach()
     state = InnerState.zeros(mdp) if state is None else state
-    x = x.detach()
+    check_finite("state.adjoint", state.adjoint)
     with torch.no_grad():
-        solution = soft_value_iteration(mdp, reward_fn(x), state.value, tolerance=sweep_tolerance, max_iterations=sweeps)
+        solution = soft_value_iteration(mdp, checked_reward(mdp, reward_fn, x), state.value, tolerance=sweep_tolerance,
+                                        max_iterations=sweeps)
     pi = solution.policy
     f, grad_x, grad_pi = upper_level_partials(upper_fn, x, pi)
     A = adjoint_system(mdp, pi)
@@ -140,9 +146,12 @@ def m_sobirl(
         ``BilevelResult``; history keys: ``f`` (f(x, pi_k), the official log's value), ``hypergradient_norm``,
         ``seconds`` and, with ``oracle_every``, ``oracle_iteration`` and ``oracle_error``.
     """
-    if iterations < 0 or step_size <= 0:
-        raise ValueError(f"iterations must be >= 0 and step_size > 0, got {iterations}, {step_size}")
-    x = x0.detach().clone()
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    step_size = check_positive_finite("step_size", step_size)  # nan passed ``step_size <= 0`` and gave objective nan
+    check_positive_finite("adjoint_step_size", adjoint_step_size)
+    check_nonnegative_finite("gradient_tolerance", gradient_tolerance)
+    x = check_float_tensor("x0", x0).detach().clone()
     state = InnerState.zeros(mdp)
     history: dict[str, list[float]] = {"f": [], "hypergradient_norm": [], "seconds": []}
     if oracle_every:

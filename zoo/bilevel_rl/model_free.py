@@ -24,6 +24,11 @@ the estimate unbiased (the baseline of fragment i does not depend on fragment i)
 Everything reduces to one reward cotangent C[s, a] (visit counts times weights), so the estimate is
 ``mean_i grad_x loss_i + J^T C``, one backward pass for any reward model.
 
+Inputs are checked (``zoo.bilevel_rl.checks``): states and actions must be integer tensors inside ``[0, S)`` and
+``[0, A)`` (torch would wrap an action of -1 to the last action in the loss but to the previous state's last action
+in the flat cotangent index, a wrong gradient with no error), a policy must be ``[S, A]`` with rows on the simplex,
+and x, rewards, losses and step sizes must be finite.
+
 Outer loops: ``sobirl`` (full batches; lower level by warm-started soft VI on the model, or by sampled soft
 Q-learning) and ``stoc_sobirl`` (minibatches of fragments and of next-state samples in the lower level). The
 paper's exact Stoc-SoBiRL schedule was not available to us [unknown]; ours is a plain constant-step minibatch loop.
@@ -36,7 +41,14 @@ from typing import Callable
 
 import torch
 
-from zoo.bilevel_rl.hypergradient import RewardFn, exact_hypergradient, upper_level_objective
+from zoo.bilevel_rl.checks import (
+    check_finite,
+    check_float_tensor,
+    check_indices,
+    check_policy,
+    check_positive_finite,
+)
+from zoo.bilevel_rl.hypergradient import RewardFn, checked_reward, exact_hypergradient, upper_level_objective
 from zoo.bilevel_rl.mdp import TabularMDP, soft_value_iteration
 from zoo.bilevel_rl.model_based import BilevelResult
 
@@ -61,6 +73,7 @@ def sample_fragments(
     """``(states, actions)``, each ``[N, T]`` int64: s_0 ~ rho, a_t ~ pi(.|s_t), s_{t+1} ~ P(.|s_t, a_t)."""
     if num_fragments < 1 or horizon < 1:
         raise ValueError(f"num_fragments and horizon must be >= 1, got {num_fragments}, {horizon}")
+    check_policy(policy, mdp.num_states, mdp.num_actions)
     policy = policy.detach()
     states = torch.empty(num_fragments, horizon, dtype=torch.long)
     actions = torch.empty(num_fragments, horizon, dtype=torch.long)
@@ -77,7 +90,10 @@ def fragment_loss(utility_fn: Callable[[torch.Tensor], torch.Tensor]) -> LossFn:
     """``loss(x, states, actions) = sum_t u_x(s_t, a_t)`` per fragment, shape ``[N]``."""
 
     def loss_fn(x: torch.Tensor, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return utility_fn(x)[states, actions].sum(-1)
+        utility = utility_fn(x)
+        check_indices("states", states, utility.shape[0])
+        check_indices("actions", actions, utility.shape[1])
+        return utility[states, actions].sum(-1)
 
     return loss_fn
 
@@ -118,6 +134,15 @@ def _future_counts(
     return counts.reshape(S, A)
 
 
+def _check_fragments(mdp: TabularMDP, states: torch.Tensor, actions: torch.Tensor) -> None:
+    """``states`` and ``actions`` both ``[N, T]`` integer tensors of indices in ``[0, S)`` and ``[0, A)``."""
+    shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__ for t in (states, actions)]
+    if not all(isinstance(t, torch.Tensor) and t.dim() == 2 for t in (states, actions)) or shapes[0] != shapes[1]:
+        raise ValueError(f"states and actions must both be [N, T], got {shapes[0]}, {shapes[1]}")
+    check_indices("states", states, mdp.num_states)
+    check_indices("actions", actions, mdp.num_actions)
+
+
 def score_cotangent(
     mdp: TabularMDP, policy: torch.Tensor, states: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor, *,
     estimator: str = "corrected", generator: torch.Generator | None = None,
@@ -125,9 +150,14 @@ def score_cotangent(
     """C ``[S, A]`` with ``J^T C = (1/N) sum_i weights_i sum_t estimate of grad_x log pi(a_t|s_t)``."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    check_policy(policy, mdp.num_states, mdp.num_actions)
+    _check_fragments(mdp, states, actions)
     policy = policy.detach()
     S, A = mdp.num_states, mdp.num_actions
     N, T = states.shape
+    if tuple(weights.shape) != (N,):
+        raise ValueError(f"weights must have shape [N] = [{N}], got {tuple(weights.shape)}")
+    check_finite("weights", weights)
     s, a = states.reshape(-1), actions.reshape(-1)
     weight = (weights.detach().to(policy.dtype)[:, None].expand(N, T) / (N * mdp.tau)).reshape(-1)
     counts = torch.zeros(S * A, dtype=policy.dtype)
@@ -166,9 +196,10 @@ def model_free_hypergradient(
     Returns:
         The estimate, shape of ``x``.
     """
+    x = check_float_tensor("x", x)
+    check_policy(policy, mdp.num_states, mdp.num_actions)
+    _check_fragments(mdp, states, actions)  # before loss_fn indexes with them
     N = states.shape[0]
-    if states.shape != actions.shape or states.dim() != 2:
-        raise ValueError(f"states and actions must both be [N, T], got {tuple(states.shape)}, {tuple(actions.shape)}")
     if baseline and N < 2:
         raise ValueError(f"baseline=True needs at least 2 fragments, got {N}")
     with torch.enable_grad():
@@ -176,11 +207,12 @@ def model_free_hypergradient(
         losses = loss_fn(x_, states, actions)
         if losses.shape != (N,):
             raise ValueError(f"loss_fn must return shape [{N}], got {tuple(losses.shape)}")
+        check_finite("loss_fn(x, states, actions)", losses)
         weights = losses.detach()
         if baseline:
             weights = weights - (weights.sum() - weights) / (N - 1)
         C = score_cotangent(mdp, policy, states, actions, weights, estimator=estimator, generator=generator)
-        surrogate = losses.mean() + (reward_fn(x_) * C).sum()  # its gradient is the estimate
+        surrogate = losses.mean() + (checked_reward(mdp, reward_fn, x_) * C).sum()  # its gradient is the estimate
         (gradient,) = torch.autograd.grad(surrogate, x_)
     return gradient
 
@@ -194,6 +226,13 @@ def sampled_soft_q_learning(
     Each step draws ``samples`` next states per (s, a) and averages ``V(s') = tau logsumexp(Q(s')/tau)``.
     """
     S, A = mdp.num_states, mdp.num_actions
+    if steps < 0 or samples < 1:
+        raise ValueError(f"steps must be >= 0 and samples >= 1, got {steps}, {samples}")
+    step_size = check_positive_finite("step_size", step_size)
+    for name, tensor in (("reward", reward), ("q", q)):
+        if tuple(tensor.shape) != (S, A):
+            raise ValueError(f"{name} must have shape [S, A] = [{S}, {A}], got {tuple(tensor.shape)}")
+        check_finite(name, tensor)
     flat = mdp.transitions.reshape(S * A, S)
     with torch.no_grad():
         reward = reward.detach()
@@ -234,17 +273,19 @@ def sobirl(
             ``oracle_every`` (records ``||h - exact||`` at the current policy's x).
 
     Returns:
-        ``BilevelResult`` (``objective`` is NaN without ``upper_fn``); history ``loss`` (mean fragment loss),
+        ``BilevelResult`` (``objective`` is None without ``upper_fn``: it is unknown, not NaN); history ``loss`` (mean fragment loss),
         ``hypergradient_norm``, ``seconds`` and optionally ``oracle_iteration``, ``oracle_error``.
     """
     if lower_level not in ("model", "samples"):
         raise ValueError(f"lower_level must be 'model' or 'samples', got {lower_level!r}")
-    if iterations < 0 or step_size <= 0:
-        raise ValueError(f"iterations must be >= 0 and step_size > 0, got {iterations}, {step_size}")
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    step_size = check_positive_finite("step_size", step_size)  # nan passed ``step_size <= 0``
+    check_positive_finite("q_step_size", q_step_size)
     if oracle_every and upper_fn is None:
         raise ValueError("oracle_every needs upper_fn")
     generator = torch.Generator().manual_seed(seed)
-    x = x0.detach().clone()
+    x = check_float_tensor("x0", x0).detach().clone()
     value = torch.zeros(mdp.num_states, dtype=mdp.dtype)
     q = torch.zeros(mdp.num_states, mdp.num_actions, dtype=mdp.dtype)
     history: dict[str, list[float]] = {"loss": [], "hypergradient_norm": [], "seconds": []}
@@ -257,7 +298,7 @@ def sobirl(
         steps = tqdm(steps, desc="SoBiRL", leave=False)
     started = time.perf_counter()
     for k in steps:
-        reward = reward_fn(x).detach()
+        reward = checked_reward(mdp, reward_fn, x).detach()
         if lower_level == "model":
             solution = soft_value_iteration(mdp, reward, value, tolerance=0.0, max_iterations=sweeps)
             value, policy = solution.value, solution.policy
@@ -278,7 +319,7 @@ def sobirl(
         x = x - step_size * h
         history["seconds"].append(time.perf_counter() - started)
     seconds = time.perf_counter() - started
-    objective = upper_level_objective(mdp, reward_fn, upper_fn, x) if upper_fn is not None else float("nan")
+    objective = upper_level_objective(mdp, reward_fn, upper_fn, x) if upper_fn is not None else None
     return BilevelResult(x, objective, iterations, seconds, "iterations", history)
 
 

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from zoo.bilevel_rl.checks import check_policy
 from zoo.bilevel_rl.mdp import TabularMDP
 
 __all__ = ["BilevelProblem", "policy_return", "random_problem", "shaping_problem", "synthetic_instance", "synthetic_problem"]
@@ -69,6 +70,9 @@ def synthetic_problem(
 
 def policy_return(mdp: TabularMDP, reward: torch.Tensor, policy: torch.Tensor, gamma: float) -> torch.Tensor:
     """``rho^T (I - gamma P_pi)^-1 r_pi``: the discounted return of ``policy`` (differentiable in it)."""
+    check_policy(policy, mdp.num_states, mdp.num_actions)
+    if not 0.0 <= gamma < 1.0:
+        raise ValueError(f"gamma must be in [0, 1), got {gamma}")
     identity = torch.eye(mdp.num_states, dtype=policy.dtype)
     r_pi = (policy * reward).sum(-1)
     return mdp.initial_distribution @ torch.linalg.solve(identity - gamma * mdp.policy_transitions(policy), r_pi)

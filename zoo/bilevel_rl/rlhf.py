@@ -30,6 +30,7 @@ from torch import nn
 
 from zoo import register_model
 from zoo._core.module import ZooModule
+from zoo.bilevel_rl.checks import check_finite, check_indices
 
 __all__ = ["PreferenceRLAgent", "PreferenceRLConfig", "evaluate_rlhf"]
 
@@ -68,11 +69,12 @@ class PreferenceRLConfig:
             raise ValueError(f"gamma must be in [0, 1), got {self.gamma}")
         if not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        # ``not (v > 0)`` rather than ``v <= 0``: nan fails every comparison, so a plain sign check lets it through
         for name in ("policy_learning_rate", "reward_learning_rate"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.hypergradient_weight < 0:
-            raise ValueError(f"hypergradient_weight must be >= 0, got {self.hypergradient_weight}")
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} must be > 0 and finite, got {getattr(self, name)}")
+        if not (self.hypergradient_weight >= 0 and math.isfinite(self.hypergradient_weight)):
+            raise ValueError(f"hypergradient_weight must be >= 0 and finite, got {self.hypergradient_weight}")
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -217,6 +219,8 @@ class PreferenceRLAgent(ZooModule):
 
         Its gradient in the reward parameters is the official SoBiRL score-function estimate [code].
         """
+        check_indices("act", act, self.num_actions)  # gather would fail on -1 only with torch's own message
+        check_finite("weights", weights)
         with torch.no_grad():
             pi = self(obs)  # [2, P, L, A]
         rewards = self.reward(obs)
