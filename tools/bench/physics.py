@@ -1,14 +1,14 @@
 """Benchmark of the zoo.fitting core against lmfit, iminuit and scipy least_squares on three synthetic problems.
 
-IXS (fitting.md section 3): DHO (A = 400, Omega = 6, Gamma = 0.8 meV, 60 K) + elastic line (A_el = 300, E0 = 0) +
+IXS (docs/methods/ixs.md): DHO (A = 400, Omega = 6, Gamma = 0.8 meV, 60 K) + elastic line (A_el = 300, E0 = 0) +
 background 2 counts/bin, Gaussian resolution FWHM 1.5 meV (matrix operator from a padded fine grid), 113 points from
 -12 to 16 meV, Poisson counts; the same forward model in numpy for the reference fitters; the same poor start for every
 fitter. Spin waves: CeMgAl11O19 polarised S(Q, E) at two fields (zoo vs iminuit). Kagome ARPES: the two-orbital toy of
 ``zoo.kagome`` (its TRUTH, 20 K, 15 meV energy and 0.01 1/A momentum resolution) on a smaller map (zoo vs iminuit and
 scipy least_squares; the references call the torch forward model through a numpy wrapper under no_grad).
 
-    /work/venvs/zoo/bin/python tools/bench/physics.py --replicas 1000 --reference-replicas 1000 --threads 1
-    /work/venvs/zoo/bin/python tools/bench/physics.py --only kagome ...   # rerun one section, keep the others
+    python tools/bench/physics.py --replicas 1000 --reference-replicas 1000 --threads 1
+    python tools/bench/physics.py --only kagome ...   # rerun one section, keep the others
 
 writes benchmarks/physics.json and benchmarks/physics.md (always with every section found in the json).
 """

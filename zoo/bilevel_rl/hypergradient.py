@@ -28,7 +28,7 @@ The last line is one vector-Jacobian product of ``reward_fn`` with the *reward c
 ``c(s,a) = pi(a|s) (g(s,a) - w(s)) / tau`` [our formulation of the w-form]: any reward model (a table, a
 neural network) gets the hypergradient of its parameters from ``backward`` of ``sum(r_x * c)``.
 Derivation (dV = sum_a pi dQ from V = tau logsumexp(Q/tau); then move the inverse onto b) is in
-``/work/shared/methods/bilevel_rl.md`` section 3.
+``docs/methods/bilevel_rl.md`` (section "The hypergradient").
 """
 
 from __future__ import annotations

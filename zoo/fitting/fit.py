@@ -3,7 +3,7 @@
 
 A *model* is a callable ``model(params) -> expected`` where ``params`` maps every parameter name to a
 tensor (0-d for ``fit``, ``[B]`` for ``fit_batched``) in physical units and ``expected`` has the data's
-shape. Design and measured trade-offs: ``shared/methods/fitting.md`` sections 4-5 (our choices).
+shape. Design and measured trade-offs: ``docs/cores/fitting.md`` (our choices).
 
 Uncertainties (section 5): covariance = inverse of the observed Hessian of the NLL with respect to the
 *physical* free parameters (``error_method="hessian"``), or of the expected (Fisher) information
