@@ -2,7 +2,7 @@
 
 A clone must be readable on its own: a reference to a folder of the machine it was written on (the folder the
 checkout sits in, a home folder, a temporary folder, a virtual environment's absolute path) or to notes kept
-beside the repository (``../shared``, a ``shared/`` note) points nowhere on anyone else's machine. The patterns
+beside the repository (a notes folder next to the checkout) points nowhere on anyone else's machine. The patterns
 are computed here, at run time, from where this checkout sits, so the test holds on any machine.
 
 The regular expressions below are written with a bracketed letter (``/t[m]p/``) so that this file does not
