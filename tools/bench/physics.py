@@ -166,7 +166,7 @@ def run_iminuit(counts):
     return summarise(vals, errs, ok, seconds)
 
 
-# -- spin waves: two fields along c, J_perp, J_z, g_z, scale, background (spinwave.md section 9 protocol, reduced) ----
+# -- spin waves: two fields along c, J_perp, J_z, g_z, scale, background (docs/methods/spinwave.md protocol, reduced) ----
 SW_NAMES = ["J_perp", "J_z", "g_z", "scale", "background"]
 SW_TRUTH = np.array([0.056, -0.024, 2.0, 10.0, 0.5])
 SW_START = np.array([0.05, -0.02, 2.2, 8.0, 1.0])
@@ -243,7 +243,7 @@ def run_spinwave(replicas: int, reference_replicas: int, seed: int, device: str,
     return out
 
 
-# -- kagome ARPES: the two-orbital toy of zoo.kagome (kagome.md section 6 protocol, smaller map) --------------------------
+# -- kagome ARPES: the two-orbital toy of zoo.kagome (docs/methods/kagome.md protocol, smaller map) --------------------------
 KG_NAMES = ["Z1", "Z2", "delta1", "delta2", "gamma0", "alpha", "intensity", "background"]
 KG_START = np.array([0.33, 0.75, -0.02, 0.01, 0.015, 0.25, 8.0, 0.7])  # the same start for every fitter, ~10-50 % off
 KG_MAP = {"points_per_segment": 3, "energy_min": -0.5, "energy_max": 0.05, "energy_step": 0.01, "momentum_oversampling": 2.0}
@@ -348,7 +348,7 @@ def run_ixs(args) -> dict:
     expected = model_np(TRUTH)
     rng = np.random.default_rng(args.seed)
     counts = rng.poisson(expected, size=(args.replicas, E.size)).astype(float)
-    report = {"problem": "fitting.md section 3 (DHO + elastic + background, 113 points)",
+    report = {"problem": "docs/cores/fitting.md (DHO + elastic + background, 113 points)",
               "command": f"python tools/bench/physics.py --replicas {args.replicas} --reference-replicas {args.reference_replicas} "
                          f"--threads {args.threads} --device {args.device}" + (" --skip-reference" if args.skip_reference else "")}
     warm = time.perf_counter()
