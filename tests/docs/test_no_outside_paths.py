@@ -33,6 +33,10 @@ _FIXED_PATTERNS = [
     ("notes beside the repository", r"\.\./s[h]ared\b"),
     ("a shared/ note", r"(?<![\w./-])s[h]ared/(?:m[e]thods|[A-Z][A-Z_]+\.md|[\w-]+\.md)"),
     ("the project's architecture notes", r"A[R]CHITECTURE(?:\.md| notes)"),
+    ("a numbered section of notes kept outside the repo", r"\bn[o]tes'? (?:section|§) ?\d"),
+    ("a section of a notes file that is not in the repo",
+     r"(?<![\w/.-])(?:exfm|adaskip|bilevel_rl|symplectic|space_decoupling|holevo|tensor_completion|spinwave|ixs|kagome"
+     r"|fitting|manifolds_and_optim|hub_and_recipes)\.m[d]`{0,2} sections? \d"),
 ]
 
 
@@ -107,6 +111,8 @@ def test_no_committed_file_names_a_path_outside_the_repo():
     "Design: ``s" "hared/methods/fitting.md``.",
     "read ../s" "hared/STYLE.md",
     "See the project's A" "RCHITECTURE notes.",
+    "Mechanism (n" "otes section 4): each decoder layer",
+    "Order parameter (ixs.m" "d section 6): m(T)",
 ])
 def test_the_patterns_catch_known_offenders(line):
     assert find_outside_paths(line, _FIXED_PATTERNS)
@@ -121,6 +127,8 @@ def test_the_patterns_catch_known_offenders(line):
     "searched in site-packages and ``sys.path``",
     "the parameters are shared/tied across heads",
     "docs/methods/fitting.md",
+    "Order parameter (docs/methods/ixs.md): m(T)",
+    "release notes of lightning 2.6",
 ])
 def test_the_patterns_leave_ordinary_text_alone(line):
     assert not find_outside_paths(line, _FIXED_PATTERNS)

@@ -13,7 +13,7 @@ Per outer iteration k, with the model P known [paper: M-SoBiRL; details from the
 Our choices: the sweeps come first in each iteration (the official loop does them last, which differs only at
 iteration 0); ``adjoint_solver="exact"`` replaces step 2 by a linear solve. One w-step per iteration is enough
 at gamma = 0.5 but slow at gamma = 0.9: the step contracts the slowest mode of A A^T by only zeta * (1 - gamma)^2
-(notes section 4), so use more steps or the exact solve there.
+(docs/methods/bilevel_rl.md), so use more steps or the exact solve there.
 """
 
 from __future__ import annotations
