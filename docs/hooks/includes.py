@@ -1,7 +1,8 @@
 """mkdocs hook: include files from outside ``docs/`` (the measured tables in ``benchmarks/*.md``) without copying them.
 
 A line ``<!-- include: benchmarks/holevo.md -->`` in a page is replaced by that file, read from the repository root
-at build time, so the docs show exactly what the benchmark tools last wrote. Headings of the included file are moved
+at build time, so the docs show exactly what the benchmark tools last wrote; a ``.yaml`` file (a recipe) is shown
+verbatim as a code block. Headings of the included file are moved
 down by two levels (its title becomes a sub-section of the page); relative links and images in it are rewritten to
 point at the same files, and every ``benchmarks/*.png`` is published under ``benchmarks/`` in the site. A missing
 file stops the build.
@@ -16,7 +17,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-INCLUDE = re.compile(r"^<!-- include: (?P<path>[\w./-]+\.md) -->$", re.MULTILINE)
+INCLUDE = re.compile(r"^<!-- include: (?P<path>[\w./-]+\.(?:md|yaml)) -->$", re.MULTILINE)
 HEADING = re.compile(r"^(#{1,4}) ", re.MULTILINE)
 LINK = re.compile(r"(!?\[[^\]]*\])\((?!https?://|#|/)(?P<target>[^)\s]+)\)")
 ASSETS = ("benchmarks/*.png",)
@@ -35,6 +36,8 @@ def _included(path: str, page_src: str) -> str:
     if not source.is_file():
         raise PluginError(f"{page_src}: include of {path}, which is not in the repository")
     text = source.read_text(encoding="utf-8")
+    if source.suffix != ".md":  # a recipe or other text file: shown verbatim as a code block
+        return f"```{source.suffix.lstrip('.')}\n{text.rstrip()}\n```\n"
     lines, fenced = [], False
     for line in text.splitlines():
         if line.lstrip().startswith("```"):
