@@ -141,3 +141,11 @@ def test_the_checkout_folder_is_caught_wherever_it_sits():
         pytest.skip("the checkout sits at the file-system root")
     assert find_outside_paths(f"run {parent}/other-checkout/tool.py", patterns)
     assert not find_outside_paths("run tools/bench/physics.py", patterns)
+
+
+def test_the_readme_links_point_to_files_in_the_repo():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\((?!https?://|#)([^)\s]+)\)", readme)
+    assert "docs/index.md" in targets
+    missing = [target for target in targets if not (REPO_ROOT / target.split("#")[0]).exists()]
+    assert not missing, f"README.md links to files that are not in the repository: {missing}"
