@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -19,9 +20,9 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MISSING = [name for name in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
-           if importlib.util.find_spec(name.split(".")[0]) is None
-           or (name == "mkdocstrings_handlers.python" and importlib.util.find_spec("mkdocstrings_handlers") is None)]
+# mkdocs, mkdocs-material, mkdocstrings and its Python handler (mkdocstrings-python)
+MISSING = [name for name in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers")
+           if importlib.util.find_spec(name) is None]
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"the docs extra is not installed (missing {', '.join(MISSING)}): "
                                                       'pip install -e ".[docs]"')
 
@@ -32,7 +33,7 @@ README_METHODS = ["zoo._core.module.ZooModule.push_to_hub", "zoo.hub.LocalHub.sn
 def _build(config: Path, site: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
                           cwd=config.parent, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
 
 
 @pytest.fixture(scope="module")
