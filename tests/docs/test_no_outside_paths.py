@@ -45,13 +45,13 @@ def _machine_patterns() -> list[tuple[str, str]]:
     found = []
     parent = REPO_ROOT.parent
     if parent != Path(parent.anchor):  # a checkout at the file-system root has no parent folder to leak
-        found.append(("the folder the checkout sits in", re.escape(str(parent).rstrip("/")) + r"(?:/|\b)"))
+        found.append(("the folder the checkout sits in", _START + re.escape(str(parent).rstrip("/")) + r"(?:/|\b)"))
     home = os.path.expanduser("~")
     if home not in ("~", "/") and len(Path(home).parts) > 1:
         found.append(("this machine's home folder", _START + re.escape(home.rstrip("/")) + r"(?:/|\b)"))
     tmp = os.environ.get("TMPDIR", "").rstrip("/")
     if tmp and len(Path(tmp).parts) > 1:
-        found.append(("this machine's TMPDIR", re.escape(tmp) + r"(?:/|\b)"))
+        found.append(("this machine's TMPDIR", _START + re.escape(tmp) + r"(?:/|\b)"))
     return found
 
 
@@ -140,7 +140,9 @@ def test_the_checkout_folder_is_caught_wherever_it_sits():
     if parent == Path(parent.anchor):
         pytest.skip("the checkout sits at the file-system root")
     assert find_outside_paths(f"run {parent}/other-checkout/tool.py", patterns)
+    assert find_outside_paths(f"--out={parent}/x.json", patterns)
     assert not find_outside_paths("run tools/bench/physics.py", patterns)
+    assert not find_outside_paths(f"https://example.org{parent}/page", patterns)  # part of a URL, not a local path
 
 
 def test_the_readme_links_point_to_files_in_the_repo():
