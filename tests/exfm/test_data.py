@@ -161,7 +161,7 @@ def test_real_movielens_matches_the_measured_facts():
     windows = load_movielens_100k(n_windows=20)
     table = pa.concat_tables(windows)
     assert table.num_rows == 100_000 and [w.num_rows for w in windows] == [5000] * 20
-    assert table["label"].to_numpy().sum() == 34_174 + 21_201  # notes §4: ratings 4 and 5
+    assert table["label"].to_numpy().sum() == 34_174 + 21_201  # ratings 4 and 5 (MovieLens-100K counts)
     assert (np.diff(table["timestamp"].to_numpy()) >= 0).all()
 
 

@@ -80,7 +80,7 @@ def test_superlattice_scan_recovers_correlation_length():
 
     from zoo.ixs import fit_superlattice_scan, rlu_to_inverse_angstrom
 
-    assert rlu_to_inverse_angstrom(0.01, 5.5) == pytest.approx(0.013192, rel=1e-4)  # ixs.md example: xi = 76 A
+    assert rlu_to_inverse_angstrom(0.01, 5.5) == pytest.approx(0.013192, rel=1e-4)  # docs/methods/ixs.md example: xi = 76 A
     q = torch.linspace(-0.2, 0.2, 81, dtype=torch.float64)
     hwhm, res = 0.02, 0.03  # xi = 50 A, Gaussian resolution FWHM 0.03 1/A
     # truth from scipy's exact Voigt (independent of the resolution operator)

@@ -45,7 +45,7 @@ def test_field_along_z_closed_form_matches_generic_lswt(h):
     closed = polarized_dispersion(Q_RANDOM, J_PERP, J_Z, h)
     generic, weights = lswt(Q_RANDOM, torch.tensor([[0.0, 0.0, 1.0]]), J_PERP, J_Z, (0, 0, h), S=S, tolerance=0.0, correlations=True)
     assert (closed - generic[:, 0]).abs().max() < 1e-12
-    # published-J table of spinwave.md: omega - h at Gamma, M, K = 0.240, 0.016, -0.012 meV
+    # published-J table of docs/methods/spinwave.md: omega - h at Gamma, M, K = 0.240, 0.016, -0.012 meV
     sym = polarized_dispersion(torch.tensor([GAMMA, M_POINT, K_POINT]), J_PERP, J_Z, h) - h
     np.testing.assert_allclose(sym.numpy(), [0.240, 0.016, -0.012], atol=1e-12)
     np.testing.assert_allclose(weights[:, 0, 0, 0].numpy(), S / 2, atol=1e-12)
@@ -62,7 +62,7 @@ def test_in_plane_field_closed_form_matches_generic_lswt(h):
     B = 3 * S * (J_PERP - J_Z) * g
     np.testing.assert_allclose(weights[:, 0, 1, 1].numpy(), (S / 2 * (A - B) / closed).numpy(), atol=1e-12)
     np.testing.assert_allclose(weights[:, 0, 2, 2].numpy(), (S / 2 * (A + B) / closed).numpy(), atol=1e-12)
-    # spinwave.md table: omega at Gamma, K, M for h = 0.3 / 0.5 meV
+    # docs/methods/spinwave.md table: omega at Gamma, K, M for h = 0.3 / 0.5 meV
     sym = polarized_dispersion(torch.tensor([GAMMA, K_POINT, M_POINT]), J_PERP, J_Z, h, direction="x")
     expected = [math.sqrt(h * (h - 0.240)), math.sqrt((h - 0.252) * (h - 0.132)), math.sqrt((h - 0.224) * (h - 0.144))]
     np.testing.assert_allclose(sym.numpy(), expected, atol=1e-12)

@@ -3,7 +3,7 @@
     python tools/bench/adaskip.py [--keys 10] [--lengths 512 1024] [--long 2048] [--arms ...]
         -> benchmarks/adaskip_shards/<arm>.json (resumable: finished arms are kept) -> benchmarks/adaskip.json + .md
 
-Protocol (notes section 6, scaled to 2 CPU cores): AdaSkip is calibrated on 8 x 1k-token passages of the training
+Protocol (docs/methods/adaskip.md, scaled to 2 CPU cores): AdaSkip is calibrated on 8 x 1k-token passages of the training
 plays (P = 20 for the online stage). Probes use held-out plays: passkey at each length x depths {0.1, 0.5, 0.9} x
 ``--keys`` keys, a word needle and a 64-token copy task at 1k tokens; perplexity over a 2k-token held-out window;
 greedy agreement with the full model over 64 tokens on 4 prompts. AdaSkip runs at 0, 1/16, 1/8, 1/4, 3/8 of the 60
@@ -43,7 +43,7 @@ def chat_ids(tokenizer, text: str) -> torch.Tensor:
 
 
 def probe_ids(tokenizer, probe) -> torch.Tensor:
-    """Completion-style prompt (no chat template), as in the notes' pilot; a 4-prompt check at 1k tokens found 3/4
+    """Completion-style prompt (no chat template), as in our pilot run; a 4-prompt check at 1k tokens found 3/4
     passkeys both this way and through the chat template."""
     return tokenizer(probe.prompt, return_tensors="pt")["input_ids"]
 
@@ -156,7 +156,7 @@ def agreement_prompt(i: int) -> str:
 @torch.no_grad()
 def timing(model, tokenizer, skipper, arm, args) -> dict:
     """Prefill (TTFT: one forward over a 1k prompt) and decode (mean of 16 cached single-token steps), each timed on
-    its own; arm and full model interleaved; min over ``--repeats`` (notes section 6: min of interleaved runs)."""
+    its own; arm and full model interleaved; min over ``--repeats`` (the min of interleaved runs)."""
     ids = probe_ids(tokenizer, passkey_probe(tokenizer, 1024, 0.5, seed=7))
     rows = {"full": [], "arm": []}
     for _ in range(args.repeats):

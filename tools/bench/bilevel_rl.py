@@ -48,7 +48,7 @@ from zoo.bilevel_rl import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-# The official run's shipped tensorboard log (runs/RanMDP__test_MSoBiRL__3__1723031626), as parsed in the notes.
+# The official run's shipped tensorboard log (runs/RanMDP__test_MSoBiRL__3__1723031626), parsed from its event file.
 OFFICIAL_LOG = {"step": [0, 100, 500, 823], "hypergradient_norm": [426.4, 9.11, 0.184, 0.0138],
                 "f": [61.7, 44.7, 1.0167, 1.000093]}
 

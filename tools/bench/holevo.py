@@ -3,7 +3,7 @@
 Run:  python tools/bench/holevo.py [--seeds 5] [--out benchmarks/holevo.json]
 Writes JSON and a markdown table (benchmarks/holevo.md). CPU time is time.process_time of the solver call;
 medians over seeds (seed = random initial states). pymanopt uses p = x^2 on a sphere and states as real
-vectors on an oblique manifold (the notes' formulation), exact gradients, finite-difference Hessian-vector
+vectors on an oblique manifold (the formulation of docs/methods/holevo.md), exact gradients, finite-difference Hessian-vector
 products, min_gradient_norm 1e-8 and a time cap (``--max-time``).
 """
 
@@ -26,7 +26,7 @@ from zoo.holevo.reference import amplitude_damping_chi, depolarizing_chi
 
 
 def pymanopt_tr(kraus, seed, max_time: float = 120.0):
-    """pymanopt TrustRegions on the notes' formulation: p = x^2 with x on a sphere, states as real 2d-vectors on an
+    """pymanopt TrustRegions on the oblique formulation: p = x^2 with x on a sphere, states as real 2d-vectors on an
     oblique manifold. Cost and exact Euclidean gradient from zoo's entropy (its backward is finite at repeated
     eigenvalues, where ``eigh``'s autograd - pymanopt's torch backend - gives nan); Euclidean Hessian-vector products by
     a forward difference of that gradient (as Manopt's ``getHessianFD``; zoo's second-order solvers instead take central

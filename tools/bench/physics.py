@@ -1,14 +1,14 @@
 """Benchmark of the zoo.fitting core against lmfit, iminuit and scipy least_squares on three synthetic problems.
 
-IXS (fitting.md section 3): DHO (A = 400, Omega = 6, Gamma = 0.8 meV, 60 K) + elastic line (A_el = 300, E0 = 0) +
+IXS (docs/methods/ixs.md): DHO (A = 400, Omega = 6, Gamma = 0.8 meV, 60 K) + elastic line (A_el = 300, E0 = 0) +
 background 2 counts/bin, Gaussian resolution FWHM 1.5 meV (matrix operator from a padded fine grid), 113 points from
 -12 to 16 meV, Poisson counts; the same forward model in numpy for the reference fitters; the same poor start for every
 fitter. Spin waves: CeMgAl11O19 polarised S(Q, E) at two fields (zoo vs iminuit). Kagome ARPES: the two-orbital toy of
 ``zoo.kagome`` (its TRUTH, 20 K, 15 meV energy and 0.01 1/A momentum resolution) on a smaller map (zoo vs iminuit and
 scipy least_squares; the references call the torch forward model through a numpy wrapper under no_grad).
 
-    /work/venvs/zoo/bin/python tools/bench/physics.py --replicas 1000 --reference-replicas 1000 --threads 1
-    /work/venvs/zoo/bin/python tools/bench/physics.py --only kagome ...   # rerun one section, keep the others
+    python tools/bench/physics.py --replicas 1000 --reference-replicas 1000 --threads 1
+    python tools/bench/physics.py --only kagome ...   # rerun one section, keep the others
 
 writes benchmarks/physics.json and benchmarks/physics.md (always with every section found in the json).
 """
@@ -166,7 +166,7 @@ def run_iminuit(counts):
     return summarise(vals, errs, ok, seconds)
 
 
-# -- spin waves: two fields along c, J_perp, J_z, g_z, scale, background (spinwave.md section 9 protocol, reduced) ----
+# -- spin waves: two fields along c, J_perp, J_z, g_z, scale, background (docs/methods/spinwave.md protocol, reduced) ----
 SW_NAMES = ["J_perp", "J_z", "g_z", "scale", "background"]
 SW_TRUTH = np.array([0.056, -0.024, 2.0, 10.0, 0.5])
 SW_START = np.array([0.05, -0.02, 2.2, 8.0, 1.0])
@@ -243,7 +243,7 @@ def run_spinwave(replicas: int, reference_replicas: int, seed: int, device: str,
     return out
 
 
-# -- kagome ARPES: the two-orbital toy of zoo.kagome (kagome.md section 6 protocol, smaller map) --------------------------
+# -- kagome ARPES: the two-orbital toy of zoo.kagome (docs/methods/kagome.md protocol, smaller map) --------------------------
 KG_NAMES = ["Z1", "Z2", "delta1", "delta2", "gamma0", "alpha", "intensity", "background"]
 KG_START = np.array([0.33, 0.75, -0.02, 0.01, 0.015, 0.25, 8.0, 0.7])  # the same start for every fitter, ~10-50 % off
 KG_MAP = {"points_per_segment": 3, "energy_min": -0.5, "energy_max": 0.05, "energy_step": 0.01, "momentum_oversampling": 2.0}
@@ -348,7 +348,7 @@ def run_ixs(args) -> dict:
     expected = model_np(TRUTH)
     rng = np.random.default_rng(args.seed)
     counts = rng.poisson(expected, size=(args.replicas, E.size)).astype(float)
-    report = {"problem": "fitting.md section 3 (DHO + elastic + background, 113 points)",
+    report = {"problem": "docs/cores/fitting.md (DHO + elastic + background, 113 points)",
               "command": f"python tools/bench/physics.py --replicas {args.replicas} --reference-replicas {args.reference_replicas} "
                          f"--threads {args.threads} --device {args.device}" + (" --skip-reference" if args.skip_reference else "")}
     warm = time.perf_counter()

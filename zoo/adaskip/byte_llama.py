@@ -48,6 +48,9 @@ class ByteLlamaConfig:
 
 
 class ByteLlamaModule(ZooModule):
+    """The byte-level Llama as a ZooModule: ``lm`` is a transformers ``LlamaForCausalLM`` over the 256 byte values,
+    trained on next-byte cross-entropy (reported as bits per byte); presets ``byte_llama_tiny``, ``byte_llama_small``."""
+
     config_class = ByteLlamaConfig
     card_template = "adaskip"
     transformers_submodule = "lm"  # the snapshot also opens with transformers.AutoModelForCausalLM.from_pretrained

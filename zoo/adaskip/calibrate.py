@@ -7,7 +7,7 @@ similarity are skipped; beta, the lowest similarity in the skipped set, is the o
 The paper's code averages per-token cosines within a request and then over requests; we average over all tokens
 (token-weighted; equal for equal-length requests) [our choice, noted in the plan's provenance].
 
-Baselines through the same mechanism (notes section 1, 2): ShortGPT (arXiv 2403.03853, block influence
+Baselines through the same mechanism (docs/methods/adaskip.md): ShortGPT (arXiv 2403.03853, block influence
 BI = 1 - cos(layer in, layer out), the lowest-BI layers removed), early exit (last layers), Unified Skipping
 (arXiv 2404.06954, layers whose index mod (L div N) is 1), random sublayers, FFN-only, AdaSkip without scale.
 """

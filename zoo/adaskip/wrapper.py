@@ -1,6 +1,6 @@
 """``AdaSkip.wrap(model, plan)``: sublayer skipping on a Hugging Face causal LM, without copying modeling files.
 
-Mechanism (notes section 4): each decoder-layer *instance* gets its own ``forward`` (``types.MethodType``) that
+Mechanism (docs/methods/adaskip.md): each decoder-layer *instance* gets its own ``forward`` (``types.MethodType``) that
 rebuilds the pre-norm residual layer from its four children and, per sublayer j and phase, either runs it,
 
     b = a + f_j(norm_j(a))                                   (the model as trained)
@@ -136,7 +136,7 @@ class AdaSkip:
         """A ``DynamicCache`` with storage-free ``DummyLayer``s where attention is dropped for every token.
 
         Pass it as ``generate(..., cache=skipper.new_cache())``: masks and ``get_seq_length()`` then read a live
-        layer, and skipped layers hold no memory (notes section 4, rule 1).
+        layer, and skipped layers hold no memory (docs/methods/adaskip.md).
         """
         from transformers.cache_utils import DynamicCache
 

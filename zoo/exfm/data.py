@@ -10,7 +10,7 @@ an Arrow file written window by window), with the same columns:
 - leakage-free running statistics ``user_count``, ``item_count``, ``user_click_mean``, ``item_click_mean``:
   counts and label means over strictly earlier events of the same user / item (NaN mean when there were none).
 
-Neither the paper (arXiv 2502.17494) nor the notes fix these data choices: all of them are our choices.
+Neither the paper (arXiv 2502.17494) nor its re-implementation fixes these data choices: all of them are our choices.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ MEAN_BOUNDARIES = tuple(round(0.1 * i, 1) for i in range(1, 10))
 
 # -- leakage-free running statistics ------------------------------------------------------------------------------
 class RunningStatistics:
-    """Per-key count and label sum over all events seen so far (our choice; the notes' §5 asks for them).
+    """Per-key count and label sum over all events seen so far (our choice; see docs/methods/exfm.md).
 
     ``annotate(keys, labels)`` returns, for each row in time order, the count and label mean of *strictly earlier*
     rows with the same key (earlier windows plus earlier rows of this window), then adds this window's rows. So a

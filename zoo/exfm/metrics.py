@@ -6,7 +6,7 @@
   H(b) = -[b log b + (1 - b) log(1 - b)]. The denominator used here is the positive rate b of the evaluated rows
   themselves (our choice, stated on every card), so a constant predictor of b has NE = 1 exactly.
 - AUC: the Mann-Whitney statistic with average ranks for ties.
-- transfer ratio (notes §5, our definition): (NE_VM - NE_arm) / (NE_VM - NE_FM), the share of the FM's NE
+- transfer ratio (docs/methods/exfm.md, our definition): (NE_VM - NE_arm) / (NE_VM - NE_FM), the share of the FM's NE
   advantage over the VM that the distilled arm recovers; undefined (NaN) unless NE_FM < NE_VM.
 """
 

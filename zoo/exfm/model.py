@@ -1,7 +1,7 @@
 """CTR networks for ExFM (arXiv 2502.17494): one fused embedding table, DCNv2 or DeepFM backbone, several heads.
 
 The ExFM paper does not name its FM / VM architectures in the readable part ([unknown]); the zoo offers the two
-standard CTR families the notes ask for, with a foundation model (FM) and vertical models (VMs) built from the
+standard CTR families (docs/methods/exfm.md), with a foundation model (FM) and vertical models (VMs) built from the
 same code at different sizes (our choice):
 
 - DCNv2 (Wang et al. 2021, arXiv 2008.13535, Eq. 1): x_{l+1} = x_0 * (W_l x_l + b_l) + x_l on the flattened

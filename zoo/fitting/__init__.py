@@ -1,6 +1,6 @@
 """Differentiable physics fitting: parameters with bounds, likelihoods, batched optimisers, uncertainties.
 
-Shared by ``zoo.spinwave``, ``zoo.ixs`` and ``zoo.kagome``. Design: ``shared/methods/fitting.md``.
+Shared by ``zoo.spinwave``, ``zoo.ixs`` and ``zoo.kagome``. Design: ``docs/cores/fitting.md``.
 
 - ``Parameter`` / ``ParameterSet``: bounds, fixed flags, transforms; everything reported in physical units.
 - ``poisson_nll``, ``poisson_deviance``, ``gaussian_chi2``: the likelihoods (Poisson default for counts).

@@ -3,7 +3,7 @@
 
 A *model* is a callable ``model(params) -> expected`` where ``params`` maps every parameter name to a
 tensor (0-d for ``fit``, ``[B]`` for ``fit_batched``) in physical units and ``expected`` has the data's
-shape. Design and measured trade-offs: ``shared/methods/fitting.md`` sections 4-5 (our choices).
+shape. Design and measured trade-offs: ``docs/cores/fitting.md`` (our choices).
 
 Uncertainties (section 5): covariance = inverse of the observed Hessian of the NLL with respect to the
 *physical* free parameters (``error_method="hessian"``), or of the expected (Fisher) information
@@ -136,7 +136,7 @@ def result_at(
     """The ``FitResult`` at the optimum ``p_hat`` (physical free values): goodness of fit, covariance, flags.
 
     ``converged`` = finite NLL, positive-definite information matrix, a stop reason other than the
-    iteration limit (``fitting.md`` section 4), and an estimated distance to the minimum
+    iteration limit (``docs/cores/fitting.md``), and an estimated distance to the minimum
     ``EDM = g^T C g / 2 < 1e-3`` (Minuit's criterion; skipped when a parameter sits at a bound).
     """
     started = time.perf_counter() if started is None else started
@@ -380,7 +380,7 @@ def fit_batched(
     ``model(params)`` receives ``[B]`` tensors and returns ``[B, ...]`` (the data's shape); problem ``b``'s
     prediction must depend on its own parameters only. Per problem, with ``J = d mu / d u`` (``P`` forward-mode
     JVPs of the batched model, ``u`` the unconstrained parameters) and weights ``w = 1/mu`` (Poisson) or
-    ``1/sigma^2`` (Gaussian) (``fitting.md`` section 4, our design):
+    ``1/sigma^2`` (Gaussian) (``docs/cores/fitting.md``, our design):
 
         g = J^T [w (y - mu)],   F = J^T diag(w) J,   step = (F + lambda diag F)^{-1} g
 

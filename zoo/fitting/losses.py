@@ -1,6 +1,6 @@
 """Likelihoods for counts and for data with known error bars, with input checks.
 
-Poisson (counts ``y``, model ``mu > 0``; ``fitting.md`` section 2, standard result, Baker & Cousins,
+Poisson (counts ``y``, model ``mu > 0``; ``docs/cores/fitting.md``, standard result, Baker & Cousins,
 Nucl. Instrum. Meth. 221, 437 (1984)):
 
     NLL = sum_i [mu_i - y_i log mu_i]                                 (constant sum log y_i! dropped)

@@ -1,6 +1,6 @@
 """``FitModule``: the ZooModule base of every physics fitter, and ``SingleBatchData`` to feed it.
 
-A fitter's only weights are its free parameters (an unconstrained vector, ``fitting.md`` section 1);
+A fitter's only weights are its free parameters (an unconstrained vector, ``docs/cores/fitting.md``);
 ``training_step`` returns the NLL of one batch that holds the whole data set, and ``configure_optimizers``
 returns ``torch.optim.LBFGS`` (Lightning calls it with a closure; one training step = one LBFGS call of
 up to ``config.max_iterations`` iterations). At the end of training the module computes its ``FitResult``

@@ -1,7 +1,7 @@
 """Fit parameters with bounds, fixed flags and transforms; values always in physical units.
 
 The optimiser works on an unconstrained vector ``u``; every reported quantity is in physical units ``p``
-(see ``shared/methods/fitting.md`` section 1, our design):
+(see ``docs/cores/fitting.md``, our design):
 
 | bounds       | map ``u -> p``                               | inverse (start value)                      |
 |--------------|----------------------------------------------|--------------------------------------------|

@@ -1,6 +1,6 @@
 """Resolution convolution as a precomputed linear operator (or an FFT on a uniform grid).
 
-``fitting.md`` section 6 (our design): the model is evaluated on a fine grid padded well beyond the data
+``docs/cores/fitting.md`` (our design): the model is evaluated on a fine grid padded well beyond the data
 range; ``mu = R @ s_fine`` with ``R`` of shape ``[n_data, n_fine]`` built once. Each row holds the kernel
 ``k(x_data_i - x_fine_j)`` times the trapezoid weight of fine point ``j`` and is normalised to sum 1, so the
 edges keep their weight and ``R`` applied to a constant returns that constant. Bin integration averages the

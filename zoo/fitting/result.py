@@ -1,6 +1,6 @@
 """``FitResult`` and ``BatchFitResult``: what a fit returns, printable and plottable.
 
-Conventions (``fitting.md`` sections 5, 7, 9): ``errors`` are the parabolic (HESSE-like) errors, square
+Conventions (``docs/cores/fitting.md``): ``errors`` are the parabolic (HESSE-like) errors, square
 roots of the covariance diagonal, in physical units; ``intervals`` are profile-likelihood (MINOS-like)
 intervals when requested; ``covariance_scaled`` says whether the covariance was multiplied by the reduced
 deviance / chi-square (lmfit's ``scale_covar``).

@@ -2,7 +2,7 @@ r"""Holevo capacity by Riemannian optimisation over ensembles of pure states.
 
 Paper: Zhu, Peng, Gao, Wang, arXiv 2501.11576 (Holevo capacity by Riemannian optimisation; we read the
 abstract only; the formulation follows the official code ``Chengkai-Zhu/Riemannian-Opt-for-Holevo-Capacity``
-as summarised in our method notes; no code was copied).
+as summarised in docs/methods/holevo.md; no code was copied).
 
 .. math::
     \chi(\mathcal{N}) = \max_{\{p_i, \psi_i\}} H\Big(\sum_i p_i \mathcal{N}(\psi_i\psi_i^H)\Big)

@@ -1,4 +1,4 @@
-"""Closed-form Holevo capacities (bits) used as ground truth (see ``shared`` notes; King's additivity results).
+"""Closed-form Holevo capacities (bits) used as ground truth (see ``docs/methods/holevo.md``; King's additivity results).
 
 * qubit depolarising :math:`1 - h_2(q/2)`; d-dim depolarising
   :math:`\\log_2 d + (1-q+q/d)\\log_2(1-q+q/d) + (d-1)(q/d)\\log_2(q/d)` (King 2003);

@@ -1,5 +1,5 @@
 """IXS phonon line shapes, elastic superlattice order and temperature series (CsCr3Sb5, arXiv 2410.16465).
-Notes: ``shared/methods/ixs.md``."""
+Docs: ``docs/methods/ixs.md``."""
 
 from zoo.ixs.model import K_BOLTZMANN_MEV, XI_CONVENTIONS, correlation_length, dho, dho_chi, order_parameter, superlattice_lorentzian
 from zoo.ixs.qscan import fit_superlattice_scan, rlu_to_inverse_angstrom

@@ -1,4 +1,4 @@
-"""Synthetic IXS temperature series for CsCr3Sb5 (placeholder truths [U], T* = 55 K [S], ixs.md section 8)."""
+"""Synthetic IXS temperature series for CsCr3Sb5 (placeholder truths [U], T* = 55 K [S], docs/methods/ixs.md)."""
 
 from __future__ import annotations
 

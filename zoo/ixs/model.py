@@ -2,9 +2,9 @@
 
 Paper: "Absence of Acoustic Phonon Anomaly in a Kagome Metal with Short-ranged Structural Modulation",
 arXiv 2410.16465. From the paper [S]: T* ~ 55 K, a short-ranged 4x1x1 superlattice below T*, no significant
-acoustic-phonon anomaly. Everything else (widths, energies, resolution) is a placeholder [U] (ixs.md).
+acoustic-phonon anomaly. Everything else (widths, energies, resolution) is a placeholder [U] (docs/methods/ixs.md).
 
-Damped harmonic oscillator with detailed balance (Fak & Dorner, Physica B 234-236, 1107 (1997); ixs.md section 3):
+Damped harmonic oscillator with detailed balance (Fak & Dorner, Physica B 234-236, 1107 (1997); docs/methods/ixs.md):
 
     chi''(E) = (A/pi) 4 Gamma Omega E / [(E^2 - Omega^2)^2 + 4 Gamma^2 E^2]
     S(E)     = chi''(E) / (1 - exp(-E / k_B T))      evaluated as  [chi''(E)/E] * [E / -expm1(-E / k_B T)]
@@ -12,7 +12,7 @@ Damped harmonic oscillator with detailed balance (Fak & Dorner, Physica B 234-23
 (regular at E = 0, where the second factor is k_B T). Sum rules: int chi''/E dE = 2A/Omega; int E S(E) dE = A Omega.
 Gamma is the HWHM of each Lorentzian component (centred at +-sqrt(Omega^2 - Gamma^2)).
 
-Order parameter (ixs.md section 6): ``m(T) = max(0, 1 - T/T*)^beta``; ``smoothing > 0`` replaces the kink by
+Order parameter (docs/methods/ixs.md): ``m(T) = max(0, 1 - T/T*)^beta``; ``smoothing > 0`` replaces the kink by
 ``(tau softplus((T* - T)/tau) / T*)^beta`` so that gradients in T* stay finite (our choice).
 Correlation length conventions (section 5): Lorentzian ``xi = 1/HWHM``; squared Lorentzian ``xi = sqrt(sqrt2 - 1)/HWHM``;
 Gaussian ``xi = 1/sigma`` ("inverse_sigma") or domain size ``L = 2 pi / FWHM`` ("domain_size").

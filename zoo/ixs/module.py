@@ -1,4 +1,4 @@
-"""``IxsFitter``: joint Poisson fit of an IXS temperature series (arXiv 2410.16465, ixs.md sections 4 and 6).
+"""``IxsFitter``: joint Poisson fit of an IXS temperature series (arXiv 2410.16465, docs/methods/ixs.md).
 
 Per temperature ``T``:  ``I(E) = scale [S_DHO(T) (x) R](E) + [A_inc + I0 m(T)^2] R(E - E0) + b``
 with shared phonon ``Omega``, ``Gamma`` (the paper's "no anomaly" hypothesis: a_Omega = a_Gamma = 0), the superlattice
@@ -10,12 +10,12 @@ analytically at ``E - E0`` for the elastic line. ``resolution_kernel`` selects `
   of FWHM ``resolution_lorentzian_fwhm``, ``R(x) = Re w(z) / (sigma sqrt(2 pi))`` with the Faddeeva function ``w``
   (``zoo.fitting.resolution.voigt_profile``: exact, with exact derivatives in E0 for the gradient and the Hessian).
 - ``"pseudo_voigt"`` (the dataclass default, for backward compatibility): ``eta L + (1 - eta) G`` with both parts of
-  FWHM ``resolution_fwhm`` (ixs.md section 4).
+  FWHM ``resolution_fwhm`` (docs/methods/ixs.md).
 
 The placeholder Voigt widths of the preset (Gaussian 1.30 meV, Lorentzian 0.36 meV [U]) give a total FWHM of 1.503 meV
 (measured on ``scipy.special.voigt_profile``) and a Lorentzian fraction 0.30 by Ida's pseudo-Voigt mixing formula, i.e.
 about the line of the pseudo-Voigt default (FWHM 1.5 meV, eta 0.3); our choice, as the paper's analyser resolution is
-not known (ixs.md section 2).
+not known (docs/methods/ixs.md).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ VOIGT_LORENTZIAN_FWHM = 0.36  # meV, placeholder [U]
 
 @dataclasses.dataclass
 class IxsConfig:
-    """Start values and fixed settings of the temperature-series fit (placeholders [U], ixs.md section 8)."""
+    """Start values and fixed settings of the temperature-series fit (placeholders [U], docs/methods/ixs.md)."""
 
     omega: float = 5.5  # start value of the DHO energy Omega (meV)
     gamma: float = 0.8  # start value of the DHO HWHM Gamma (meV)
@@ -111,7 +111,7 @@ def expected_series(config: IxsConfig, energies: torch.Tensor, temperatures: tor
     fine = operator.fine_grid
     T = temperatures[:, None]
     m = order_parameter(temperatures, params["T_star"], config.beta, config.smoothing)
-    omega = params["omega"] + params.get("a_omega", 0.0) * m[:, None] ** 2  # [n_T, 1]; the hypothesis model of ixs.md section 6
+    omega = params["omega"] + params.get("a_omega", 0.0) * m[:, None] ** 2  # [n_T, 1]; the hypothesis model of docs/methods/ixs.md
     gamma = params["gamma"] + params.get("a_gamma", 0.0) * m[:, None] ** 2
     phonon = operator(dho(fine[None, :], omega, gamma, params["phonon_amplitude"], T))  # [n_T, n_E]
     elastic = (params["incoherent_elastic"] + params["superlattice_intensity"] * m**2)[:, None]
@@ -147,7 +147,7 @@ def phonon_anomaly_test(batch: Mapping[str, Any], config: IxsConfig | None = Non
     """Likelihood-ratio test of "no phonon anomaly" (``a_omega = a_gamma = 0``) on a temperature series.
 
     Fits the series with and without the anomaly terms (Poisson); ``statistic = 2 (NLL_null - NLL_alt)`` is
-    compared with a chi-square of 2 degrees of freedom (Wilks; ixs.md section 6, our protocol). Returns the
+    compared with a chi-square of 2 degrees of freedom (Wilks; docs/methods/ixs.md, our protocol). Returns the
     statistic, its p-value, and ``a_omega``, ``a_gamma`` with errors from the alternative fit.
     """
     from scipy.stats import chi2
@@ -170,7 +170,7 @@ def phonon_anomaly_test(batch: Mapping[str, Any], config: IxsConfig | None = Non
 
 @register_model("ixs_cscr3sb5")
 def ixs_cscr3sb5() -> IxsConfig:
-    """Temperature-series defaults of ixs.md section 8 (placeholders) with a true Voigt resolution (Gaussian 1.30 meV,
+    """Temperature-series defaults of docs/methods/ixs.md (placeholders) with a true Voigt resolution (Gaussian 1.30 meV,
     Lorentzian 0.36 meV FWHM [U])."""
     return IxsConfig(resolution_kernel="voigt", resolution_fwhm=VOIGT_GAUSSIAN_FWHM, resolution_lorentzian_fwhm=VOIGT_LORENTZIAN_FWHM)
 

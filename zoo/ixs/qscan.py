@@ -1,5 +1,5 @@
 """Elastic superlattice Q-scans: Lorentzian (x) Gaussian Q resolution (a Voigt built with the resolution operator)
-and the correlation length with a stated convention (ixs.md section 5).
+and the correlation length with a stated convention (docs/methods/ixs.md).
 
     I(q) = [I0 / (1 + ((q - q0)/HWHM)^2)] (x) R_q + b,    xi = 1/HWHM  ("lorentzian" convention, q in 1/A)
 

@@ -1,4 +1,4 @@
-"""Kagome flat-band tight binding and ARPES fitting (CsCr3Sb5, arXiv 2406.05293). Notes: ``shared/methods/kagome.md``."""
+"""Kagome flat-band tight binding and ARPES fitting (CsCr3Sb5, arXiv 2406.05293). Docs: ``docs/methods/kagome.md``."""
 
 from zoo.kagome.config import KagomeConfig
 from zoo.kagome.dispersion_fit import fit_band_dispersion

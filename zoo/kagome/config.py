@@ -1,4 +1,4 @@
-"""Config of the kagome ARPES fitter (arXiv 2406.05293); every default is a placeholder [U] (kagome.md section 6)."""
+"""Config of the kagome ARPES fitter (arXiv 2406.05293); every default is a placeholder [U] (docs/methods/kagome.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class KagomeConfig:
     eps2: float = -1.2  # DFT on-site energy of copy 2 (eV), fixed
     temperature: float = 20.0  # sample temperature (K)
     energy_resolution: float = 0.015  # Gaussian FWHM along w (eV)
-    momentum_resolution: float = 0.01  # Gaussian FWHM along the cut (1/A), kagome.md section 6; 0 disables
+    momentum_resolution: float = 0.01  # Gaussian FWHM along the cut (1/A), docs/methods/kagome.md; 0 disables
     lattice_constant: float = 5.49  # in-plane a of CsCr3Sb5 (A) [U, ~5.49 A as recalled from Liu et al. 2024; verify], for 1/A
     momentum_oversampling: float = 4.0  # fine k points per momentum-resolution FWHM along the cut
     momentum_padding: float = 3.0  # fine k window around each data k point, in FWHM (beyond the cut's ends too)

@@ -1,4 +1,4 @@
-"""Synthetic ARPES maps of the two-orbital kagome toy (placeholder truths [U], kagome.md section 6)."""
+"""Synthetic ARPES maps of the two-orbital kagome toy (placeholder truths [U], docs/methods/kagome.md)."""
 
 from __future__ import annotations
 

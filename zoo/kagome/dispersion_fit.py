@@ -1,4 +1,4 @@
-"""Fitting per-orbital renormalisations and shifts to a band-dispersion peak table (kagome.md section 4).
+"""Fitting per-orbital renormalisations and shifts to a band-dispersion peak table (docs/methods/kagome.md).
 
 Peak positions from EDC/MDC fits (energy and error at each k, with a band index assigned once at the start and
 then frozen) are compared with the eigenvalues of ``H_qp = Z^1/2 H_DFT Z^1/2 + diag(delta)`` by a Gaussian

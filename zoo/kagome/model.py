@@ -3,16 +3,16 @@
 Paper: "Ubiquitous Flat Bands in a Cr-based Kagome Superconductor", arXiv 2406.05293 (Nat. Commun., DOI
 10.1038/s41467-025-62298-5); theory companion arXiv 2403.03911 (orbital-selective renormalisation, d_xz-dominated).
 Only the abstracts were read: the flat band near E_F and orbital-selective renormalisation are [S]; every number here
-(hoppings, Z, shifts, widths, resolutions) is a placeholder [U] (kagome.md).
+(hoppings, Z, shifts, widths, resolutions) is a placeholder [U] (docs/methods/kagome.md).
 
 Conventions (the issue's): a1 = (1, 0), a2 = (1/2, sqrt3/2); q = (h, k) in r.l.u. means q = h b1 + k b2 with
 a_i . b_j = 2 pi delta_ij; sites A, B, C at 0, a1/2, a2/2; Gamma = (0, 0), M = (1/2, 0), K = (2/3, 1/3).
-Nearest-neighbour hopping -t, gauge with the real site positions (kagome.md section 2, derived there and tested):
+Nearest-neighbour hopping -t, gauge with the real site positions (docs/methods/kagome.md, derived there and tested):
 
     H(k) = eps0 - 2t [[0, c1, c2], [c1, 0, c3], [c2, c3, 0]],   c1 = cos(k.a1/2) = cos(pi h), c2 = cos(pi k), c3 = cos(pi (k - h))
     E_flat = eps0 + 2t,   E_pm = eps0 - t [1 +- sqrt(1 + 8 c1 c2 c3)]
 
-Multi-orbital quasiparticle Hamiltonian (kagome.md section 3, our design): ``H_qp = Z^1/2 (H_DFT - mu) Z^1/2 + diag(delta)``.
+Multi-orbital quasiparticle Hamiltonian (docs/methods/kagome.md, our design): ``H_qp = Z^1/2 (H_DFT - mu) Z^1/2 + diag(delta)``.
 ARPES (section 4): ``I(k, w) = I0 [sum_n M_n(k) A_n(k, w) f(w, T)] (x) R_E (x) R_k + B`` with Lorentzian
 ``A_n`` of half width ``Gamma0 + alpha |w|``, orbital weights ``M_n = sum_alpha m_alpha |<alpha|psi_n>|^2``.
 """
@@ -165,7 +165,7 @@ def arpes_map(
         # at the band touchings (torch's eigvalsh gives nan Hessians where two eigenvalues are bitwise equal, e.g. at Gamma)
         values = symmetric_eigh(hamiltonian)[0]
         weight = orbital_weights[0] * torch.ones_like(values)
-    else:  # eigenvector gradients diverge at degeneracies (kagome.md section 3): keep cuts off band crossings
+    else:  # eigenvector gradients diverge at degeneracies (docs/methods/kagome.md): keep cuts off band crossings
         values, vectors = torch.linalg.eigh(hamiltonian)  # [N_k, n], [N_k, n, n]
         weight = torch.einsum("kan,a->kn", vectors.abs() ** 2, orbital_weights)  # M_n(k)
     width = gamma0 + alpha * energies.abs()  # [N_w]

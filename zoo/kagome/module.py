@@ -2,7 +2,7 @@
 
 Model (``zoo.kagome.model``): two-orbital kagome toy ``H_DFT`` (hoppings fixed), ``H_qp = Z^1/2 H_DFT Z^1/2 + diag(delta)``
 with one ``Z`` and one ``delta`` per kagome copy, ``mu = 0`` fixed (a common shift of all deltas is degenerate
-with mu, kagome.md section 3), Lorentzian width ``gamma0 + alpha |w|``, Fermi function, Gaussian energy resolution,
+with mu, docs/methods/kagome.md), Lorentzian width ``gamma0 + alpha |w|``, Fermi function, Gaussian energy resolution,
 Gaussian momentum resolution along the cut (``momentum_resolution`` FWHM in 1/A, 0 disables; the model is evaluated on
 a fine k grid along the cut padded beyond its ends and mapped to the data k points, ``zoo.kagome.momentum``), scale
 and flat background.
@@ -83,7 +83,7 @@ class KagomeFitter(FitModule):
 
 @register_model("kagome_two_orbital")
 def kagome_two_orbital() -> KagomeConfig:
-    """Two-orbital toy of kagome.md section 6 (placeholders): t = 0.3 / 0.5 eV, v = 0.05 eV, 20 K, 15 meV and 0.01 1/A
+    """Two-orbital toy of docs/methods/kagome.md (placeholders): t = 0.3 / 0.5 eV, v = 0.05 eV, 20 K, 15 meV and 0.01 1/A
     resolution, a = 5.49 A."""
     return KagomeConfig()
 

@@ -1,7 +1,7 @@
 """Momentum resolution along an ARPES cut: arc length in 1/A, a padded fine k grid, and the resolution matrix.
 
-ARPES model of kagome.md section 4: ``I = I0 [sum_n M_n A_n f] (x) R_E (x) R_k + B`` with ``R_k`` a Gaussian of FWHM
-``dk`` (1/A) along the cut. Our construction (the notes name only the Gaussian ``R_k``):
+ARPES model of docs/methods/kagome.md: ``I = I0 [sum_n M_n A_n f] (x) R_E (x) R_k + B`` with ``R_k`` a Gaussian of FWHM
+``dk`` (1/A) along the cut. Our construction (the model names only the Gaussian ``R_k``):
 
 1. Metric. With the issue's basis (lattice constant ``a`` in A) ``a1 = a (1, 0)``, ``a2 = a (1/2, sqrt3/2)`` and
    ``a_i . b_j = 2 pi delta_ij``, the reciprocal vectors are ``b1 = (2 pi / a) (1, -1/sqrt3)``,

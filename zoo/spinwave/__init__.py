@@ -1,5 +1,5 @@
 """Spin waves of triangular-lattice XXZ magnets (CeMgAl11O19, arXiv 2408.15957): closed forms, generic LSWT,
-the umbrella-manifold ensemble, and the Lightning fitter. Notes: ``shared/methods/spinwave.md``."""
+the umbrella-manifold ensemble, and the Lightning fitter. Docs: ``docs/methods/spinwave.md``."""
 
 from zoo.spinwave.config import SpinWaveConfig
 from zoo.spinwave.dispersion_fit import fit_dispersion_points

@@ -1,7 +1,7 @@
 """Synthetic CeMgAl11O19 data: field-polarised S(Q, E) from the published exchanges, resolution, Poisson counts.
 
 Truth [S]: J_z = -0.024 meV, J_perp = 0.056 meV (arXiv 2408.15957 abstract). Placeholders [U]: g_z = g_perp = 2,
-fields, Q path Gamma-K-M-Gamma, energy grid, resolution, count level and background (spinwave.md section 9).
+fields, Q path Gamma-K-M-Gamma, energy grid, resolution, count level and background (docs/methods/spinwave.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A peak table (one energy with its error per Q point and field, from fits of constant-Q cuts) is compared with
 ``polarized_dispersion``; J_perp, J_z are shared across fields, g_z (and g_perp) are shared across fields of that
 direction. With fields along one direction only, at least two distinct fields are needed to separate g from J_z
-(spinwave.md section 4). Loss: ``chi2 / 2`` with the given errors (the raw counts are gone: fitting.md section 2).
+(docs/methods/spinwave.md). Loss: ``chi2 / 2`` with the given errors (the raw counts are gone: docs/cores/fitting.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Gamma = (0, 0), M = (1/2, 0), K = (2/3, 1/3) (and (1/3, 1/3) is *not* K: gamma =
 
     gamma(q) = [cos(q . a1) + cos(q . a2) + cos(q . (a2 - a1))] / 3 = [cos 2 pi h + cos 2 pi k + cos 2 pi (k - h)] / 3
 
-gamma(Gamma) = 1, gamma(K) = -1/2, gamma(M) = -1/3 (spinwave.md section 3).
+gamma(Gamma) = 1, gamma(K) = -1/2, gamma(M) = -1/3 (docs/methods/spinwave.md).
 """
 
 from __future__ import annotations

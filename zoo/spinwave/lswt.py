@@ -1,6 +1,6 @@
 """Generic linear spin-wave theory (LSWT) on the triangular lattice, for single-k structures.
 
-Hamiltonian (spinwave.md section 3; our reading of arXiv 2408.15957's symbols, see the note there):
+Hamiltonian (docs/methods/spinwave.md; our reading of arXiv 2408.15957's symbols, see the note there):
 
     H = sum_<ij> [ J_perp (S^x_i S^x_j + S^y_i S^y_j) + J_z S^z_i S^z_j ] - sum_i h . S_i     (bonds counted once)
 
@@ -40,7 +40,7 @@ def _sublattice_bonds() -> list[tuple[int, int, int]]:
 
 def umbrella_directions(theta: torch.Tensor | float, chirality: int = 1, phi0: float = 0.0) -> torch.Tensor:
     """Unit spin directions ``[3, 3]`` of the umbrella state: cone angle ``theta`` from z, in-plane angles
-    ``phi0 + chirality * 2 pi alpha / 3`` (spinwave.md section 5)."""
+    ``phi0 + chirality * 2 pi alpha / 3`` (docs/methods/spinwave.md)."""
     if chirality not in (1, -1):
         raise ValueError(f"chirality must be +1 or -1, got {chirality}")
     theta = torch.as_tensor(theta, dtype=torch.float64)
@@ -70,7 +70,7 @@ def classical_energy(directions: torch.Tensor, J_perp, J_z, field=(0.0, 0.0, 0.0
 
 
 def umbrella_energy_closed_form(theta, J_perp, J_z, S: float = 0.5) -> torch.Tensor:
-    """``E(theta)/N = 3 S^2 [J_z cos^2 theta - (J_perp/2) sin^2 theta]`` (spinwave.md section 5, derived there)."""
+    """``E(theta)/N = 3 S^2 [J_z cos^2 theta - (J_perp/2) sin^2 theta]`` (docs/methods/spinwave.md, derived there)."""
     theta = torch.as_tensor(theta, dtype=torch.float64)
     return 3 * S**2 * (J_z * torch.cos(theta) ** 2 - 0.5 * J_perp * torch.sin(theta) ** 2)
 

@@ -3,7 +3,7 @@
 Paper: "Spin Excitation Continuum in the Exactly Solvable Triangular-Lattice Spin Liquid CeMgAl11O19",
 arXiv 2408.15957 (Science Advances, DOI 10.1126/sciadv.aed7778). From the paper [S]: the XXZ Hamiltonian,
 J_z = -0.024(5) meV, J_perp = 0.056(3) meV, the umbrella-manifold ensemble for the zero-field continuum.
-Derived here [I/V] (spinwave.md section 4), and tested against the generic LSWT in ``lswt.py``:
+Derived here [I/V] (docs/methods/spinwave.md), and tested against the generic LSWT in ``lswt.py``:
 
 Field along z, ``h = g_z mu_B B`` above ``h_sat,z = 6S (J_perp/2 + J_z)``:
 
@@ -141,7 +141,7 @@ def polarized_spectrum(
 
 
 def ensemble_weights(theta: torch.Tensor, kind: str = "uniform_cos_theta", beta_splitting: float = 0.0, logits=None) -> torch.Tensor:
-    """Weights over the cone-angle grid (spinwave.md section 5; the paper's exact choice is unknown [U]).
+    """Weights over the cone-angle grid (docs/methods/spinwave.md; the paper's exact choice is unknown [U]).
 
     ``uniform_theta``; ``uniform_cos_theta`` (sin theta measure); ``boltzmann``: ``sin theta exp(-beta_splitting cos^2 theta)``
     with ``beta_splitting = beta_eff * 3 S^2 (J_z + J_perp/2)``; ``learnable``: ``softmax(logits)``.
@@ -166,7 +166,7 @@ def umbrella_ensemble_spectrum(
     q, energies, J_perp, theta, weights, *, resolution_fwhm: float, S: float = 0.5, omega_min: float = 0.0, tolerance: float = 1e-9
 ) -> torch.Tensor:
     """Zero-field continuum ``S_ens(Q, E)`` ``[N, n_E]``: weighted average over cone angles and both chiralities of
-    the LSWT spectra of umbrella states, computed at the solvable point ``J_z' = -J_perp/2`` (spinwave.md section 5,
+    the LSWT spectra of umbrella states, computed at the solvable point ``J_z' = -J_perp/2`` (docs/methods/spinwave.md,
     our default: away from it only theta = 0, pi/2 are stationary). Modes below ``omega_min`` are masked (Goldstone
     modes, intensity ~ 1/omega). Intensity: ``sum_ab (delta_ab - Qhat_a Qhat_b) S^ab`` for in-plane Q."""
     q = check_q(q)

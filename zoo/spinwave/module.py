@@ -5,7 +5,7 @@ background. Model per field ``f`` (Zeeman energy ``h_f = g mu_B B_f``, direction
 
     mu_f(Q, E) = scale * [S_f (x) R](Q, E) + background        (``polarized_spectrum``; R = Gaussian resolution)
 
-With one field, g_z and J_z enter only through ``h - 6S J_z`` (spinwave.md section 4): fit two or more fields.
+With one field, g_z and J_z enter only through ``h - 6S J_z`` (docs/methods/spinwave.md): fit two or more fields.
 """
 
 from __future__ import annotations
