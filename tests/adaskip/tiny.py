@@ -30,3 +30,11 @@ def tiny_model(family: str, seed: int = 0, attn: str = "sdpa"):
 
 
 FAMILIES = ["llama", "qwen2", "mistral", "gpt2"]
+
+
+def attention_module(model, index: int) -> torch.nn.Module:
+    """The attention module of decoder layer ``index`` (what a reference hook zeroes)."""
+    from zoo.adaskip.layout import layout_for
+
+    layout = layout_for(model)
+    return getattr(layout.layers(model)[index], layout.attention)

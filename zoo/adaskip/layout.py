@@ -83,4 +83,8 @@ def layout_for(model: Any) -> Layout:
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     if model_type not in LAYOUTS:
         raise ValueError(f"AdaSkip supports model types {sorted(LAYOUTS)}; this model is {model_type!r}")
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None:
+        raise ValueError(f"AdaSkip wraps a causal LM with its LM head (e.g. AutoModelForCausalLM); "
+                         f"{type(model).__name__} has none")
     return LAYOUTS[model_type]

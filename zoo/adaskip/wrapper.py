@@ -12,8 +12,12 @@ or skips it with scale compensation (AdaSkip, arXiv 2501.02336, "Scale compensat
 Classes, parameters and ``state_dict`` are untouched, so ``unwrap()`` (deleting the instance attributes) restores
 the model bit-exactly and an empty plan computes exactly the same operations in the same order as the original.
 A forward pre-hook on the decoder stack decides the phase once per call: *prefill* when the cache is empty or
-absent, *decode* otherwise. Skipped attention either writes no K/V (``drop``; a cache from ``new_cache()`` puts
-storage-free ``DummyLayer``s at layers whose attention is always skipped) or writes only K/V (``kv_only``).
+absent, *decode* otherwise. Skipped attention either writes no K/V (``drop``) or writes only K/V (``kv_only``).
+``drop`` holds no K/V only where the cache has a storage-free ``DummyLayer`` (``new_cache()`` puts one at each layer
+whose attention is always skipped; the wrapper's ``generate`` uses it). Any other cache layer at a dropped attention
+(the model's own ``generate``, a static cache, a cache the caller built) is kept in step as under ``kv_only``:
+transformers reads the sequence length and sizes masks from live cache layers, so an empty one there would
+silently lose positions and padding.
 
 The recorder accumulates, per phase and sublayer, the token-mean IO cosine cos(a, b) and norm ratio |b|/|a| -
 AdaSkip's importance signal and scale (paper, "Prefill: offline importance learning"). The online decode stage
@@ -79,6 +83,7 @@ class AdaSkip:
         self._online: dict[int, float] = {}
         self._online_stats = SublayerStats(len(self.layers))
         self._hook = None
+        self._kv_write: frozenset[int] = frozenset()  # dropped attentions whose cache layer is live: write their K/V
         self.decode_schedule = None  # optional callable(decode step t >= 1) -> SkipPlan, for time-varying baselines
         self._apply(plan if plan is not None else SkipPlan.empty(model.config.model_type, len(self.layers)))
         self._base_plan = self.plan
@@ -146,13 +151,20 @@ class AdaSkip:
             DummyLayer = None
         cache = DynamicCache(config=self.model.config)
         if DummyLayer is not None and self.plan.phase == "both" and self.plan.attention_mode == "drop":
-            for index in self.plan.attention_skip:
+            dropped = set(self.plan.attention_skip)
+            sliding = list(getattr(cache, "is_sliding", [False] * len(cache.layers)))
+            for kind in set(sliding):  # keep one live layer per attention kind for lengths and masks (kv_only there)
+                same = [i for i, s in enumerate(sliding) if s == kind]
+                if set(same) <= dropped:
+                    dropped.discard(same[0])
+            for index in dropped:
                 cache.layers[index] = DummyLayer()
         return cache
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         """``model.generate`` with a cache from ``new_cache()`` unless one is given."""
-        kwargs.setdefault("cache", self.new_cache())
+        if kwargs.get("cache", kwargs.get("past_key_values")) is None and "cache_implementation" not in kwargs:
+            kwargs["cache"] = self.new_cache()
         return self.model.generate(*args, **kwargs)
 
     # -- phase and online stage ------------------------------------------------------------------------
@@ -161,6 +173,7 @@ class AdaSkip:
         if cache is None and len(args) > 1 and not isinstance(args[1], torch.Tensor):
             cache = args[1]
         seen = cache.get_seq_length() if cache is not None else 0
+        self._kv_write = self._live_dropped(cache)
         if seen == 0:
             self._phase, self._decode_steps, self._online = "prefill", 0, {}
             self._online_stats = SublayerStats(len(self.layers))
@@ -179,6 +192,17 @@ class AdaSkip:
                     if i not in self._ffn and bool(cos[i] >= plan.online_threshold)
                 }
         self._refresh_active()
+
+    def _live_dropped(self, cache: Any) -> frozenset[int]:
+        """Dropped attentions whose cache layer stores K/V (not a ``DummyLayer``); with no cache given, the model makes
+        a ``DynamicCache`` of live layers itself (unless ``use_cache=False``, when nothing is written anyway)."""
+        if self.plan.attention_mode != "drop" or not self.plan.attention_skip:
+            return frozenset()
+        layers = getattr(cache, "layers", None)
+        if layers is None:
+            return frozenset(self.plan.attention_skip)
+        return frozenset(i for i in self.plan.attention_skip
+                         if i < len(layers) and type(layers[i]).__name__ != "DummyLayer")
 
     @property
     def phase(self) -> str:
@@ -225,7 +249,7 @@ def _make_forward(skipper: AdaSkip, index: int, signature: inspect.Signature):
         # attention sublayer
         attention = skipper._active_attention
         if index in attention:
-            if skipper.plan.attention_mode == "kv_only":
+            if skipper.plan.attention_mode == "kv_only" or index in skipper._kv_write:
                 layout.kv_only(layer, getattr(layer, layout.norm1)(stream), call)
             stream = stream * attention[index] if attention[index] != 1.0 else stream
         else:
