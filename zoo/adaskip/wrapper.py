@@ -245,30 +245,50 @@ def _make_forward(skipper: AdaSkip, index: int, signature: inspect.Signature):
         phase = skipper._phase
         record = skipper.recording
         online_probe = skipper._online_probe
+        attention, ffn = skipper._active_attention, skipper._active_ffn
+        skip_attention, skip_ffn = index in attention, index in ffn
+        if skip_attention and (skipper.plan.attention_mode == "kv_only" or index in skipper._kv_write):
+            layout.kv_only(layer, stream, call)
 
-        # attention sublayer
-        attention = skipper._active_attention
-        if index in attention:
-            if skipper.plan.attention_mode == "kv_only" or index in skipper._kv_write:
-                layout.kv_only(layer, getattr(layer, layout.norm1)(stream), call)
-            stream = stream * attention[index] if attention[index] != 1.0 else stream
+        if layout.parallel:  # both terms read the layer input; a skipped term's scale applies to the stream
+            a = stream
+            attn_term = None if skip_attention else layout.attention_term(layer, a, call)
+            ffn_term = None if skip_ffn else layout.ffn_term(layer, a)
+            scale = (attention[index] if skip_attention else 1.0) * (ffn[index] if skip_ffn else 1.0)
+            base = a * scale if scale != 1.0 else a
+            if attn_term is not None and ffn_term is not None:
+                stream = layout.combine(a, attn_term, ffn_term)
+            elif attn_term is not None or ffn_term is not None:
+                stream = base + (attn_term if attn_term is not None else ffn_term)
+            else:
+                stream = base
+            if record and attn_term is not None:
+                skipper.stats.add(phase, "attention", index, a, a + attn_term)
+            if ffn_term is not None and (record or online_probe):
+                alone = a + ffn_term
+                if record:
+                    skipper.stats.add(phase, "ffn", index, a, alone)
+                if online_probe:
+                    skipper._online_stats.add("decode", "ffn", index, a, alone)
         else:
-            residual = stream
-            stream = residual + layout.call_attention(layer, getattr(layer, layout.norm1)(stream), call)
-            if record:
-                skipper.stats.add(phase, "attention", index, residual, stream)
-
-        # FFN sublayer
-        ffn = skipper._active_ffn
-        if index in ffn:
-            stream = stream * ffn[index] if ffn[index] != 1.0 else stream
-        else:
-            residual = stream
-            stream = residual + getattr(layer, layout.ffn)(getattr(layer, layout.norm2)(stream))
-            if record:
-                skipper.stats.add(phase, "ffn", index, residual, stream)
-            if online_probe:
-                skipper._online_stats.add("decode", "ffn", index, residual, stream)
+            # attention sublayer
+            if skip_attention:
+                stream = stream * attention[index] if attention[index] != 1.0 else stream
+            else:
+                residual = stream
+                stream = residual + layout.attention_term(layer, stream, call)
+                if record:
+                    skipper.stats.add(phase, "attention", index, residual, stream)
+            # FFN sublayer
+            if skip_ffn:
+                stream = stream * ffn[index] if ffn[index] != 1.0 else stream
+            else:
+                residual = stream
+                stream = residual + layout.ffn_term(layer, stream)
+                if record:
+                    skipper.stats.add(phase, "ffn", index, residual, stream)
+                if online_probe:
+                    skipper._online_stats.add("decode", "ffn", index, residual, stream)
         if record:  # whole-layer IO similarity: ShortGPT's block influence is 1 - this cosine
             skipper.stats.add(phase, "layer", index, layer_input, stream)
         return stream
