@@ -75,7 +75,7 @@ def test_empty_plan_is_bit_identical_and_unwrap_restores(family):
     assert torch.equal(wrapped_tokens, tokens) and torch.equal(wrapped_scores, scores)
     cos, ratio = skipper.stats.mean("prefill", "attention")
     assert bool(torch.isfinite(cos).all()) and bool((ratio > 0).all())
-    skipper.set_plan(SkipPlan(family, 4, **DROP))
+    skipper.set_plan(SkipPlan(model.config.model_type, 4, **DROP))
     assert not torch.equal(model(ids).logits, logits)
     skipper.unwrap()
     assert not any("forward" in vars(layer) for layer in skipper.layers)
@@ -90,7 +90,7 @@ def test_drop_plan_equals_zeroed_reference_in_prefill_and_decode(family):
     expected_logits = reference(ids).logits
     expected = _greedy(reference.generate, ids)
     model = tiny_model(family)
-    skipper = AdaSkip.wrap(model, SkipPlan(family, 4, **DROP))
+    skipper = AdaSkip.wrap(model, SkipPlan(model.config.model_type, 4, **DROP))
     torch.testing.assert_close(model(ids, use_cache=False).logits, expected_logits, rtol=0, atol=1e-5)
     for runner in (skipper.generate, model.generate):  # DummyLayers at 0 and 2 / live layers kept in step
         tokens, scores = _greedy(runner, ids)
@@ -105,7 +105,7 @@ def test_kv_only_prefill_equals_its_reference(family):
     reference = _reference(family, attention=(0, 2), when=lambda stream: stream.shape[1] > 1)
     expected = _greedy(reference.generate, ids)
     model = tiny_model(family)
-    skipper = AdaSkip.wrap(model, SkipPlan(family, 4, attention_skip=(0, 2), attention_mode="kv_only", phase="prefill"))
+    skipper = AdaSkip.wrap(model, SkipPlan(model.config.model_type, 4, attention_skip=(0, 2), attention_mode="kv_only", phase="prefill"))
     torch.testing.assert_close(model(ids).logits, reference(ids).logits, rtol=0, atol=1e-5)
     tokens, scores = _greedy(skipper.generate, ids)
     assert torch.equal(tokens, expected[0])
@@ -116,7 +116,7 @@ def test_kv_only_prefill_equals_its_reference(family):
 def test_cached_generation_equals_uncached_recomputation(family):
     ids = _prompt(4)
     model = tiny_model(family)
-    skipper = AdaSkip.wrap(model, SkipPlan(family, 4, attention_skip=(0, 3), attention_scale=(1.0, 0.97),
+    skipper = AdaSkip.wrap(model, SkipPlan(model.config.model_type, 4, attention_skip=(0, 3), attention_scale=(1.0, 0.97),
                                            ffn_skip=(1,), ffn_scale=(1.03,)))
     cached, _ = _greedy(skipper.generate, ids)
     uncached, _ = _greedy(model.generate, ids, use_cache=False)
@@ -126,7 +126,7 @@ def test_cached_generation_equals_uncached_recomputation(family):
 @pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_left_padded_batch_of_three_equals_each_prompt_alone(family):
     model = tiny_model(family)
-    skipper = AdaSkip.wrap(model, SkipPlan(family, 4, **DROP))
+    skipper = AdaSkip.wrap(model, SkipPlan(model.config.model_type, 4, **DROP))
     prompts = [_prompt(5, 24), _prompt(6, 19), _prompt(7, 13)]
     batch = torch.zeros(3, 24, dtype=torch.long)  # pad_token_id = 0, left padding
     mask = torch.zeros(3, 24, dtype=torch.long)

@@ -61,8 +61,13 @@ def _config(family: str, attn: str):
         return tf.PhiForCausalLM, tf.PhiConfig(**common, partial_rotary_factor=0.5, qk_layernorm=True)
     if family == "gpt_neox":
         return tf.GPTNeoXForCausalLM, tf.GPTNeoXConfig(**common, rotary_pct=0.5)
+    if family == "gpt_neox_sequential":
+        return tf.GPTNeoXForCausalLM, tf.GPTNeoXConfig(**common, rotary_pct=0.5, use_parallel_residual=False)
     if family == "stablelm":
         return tf.StableLmForCausalLM, tf.StableLmConfig(**common, qk_layernorm=True, partial_rotary_factor=0.5)
+    if family == "stablelm_parallel":
+        return tf.StableLmForCausalLM, tf.StableLmConfig(**common, qk_layernorm=True, partial_rotary_factor=0.5,
+                                                         use_parallel_residual=True)
     raise ValueError(family)
 
 
@@ -81,7 +86,8 @@ def tiny_model(family: str, seed: int = 0, attn: str = "sdpa"):
 FAMILIES = ["llama", "qwen2", "mistral", "gpt2"]  # the wrapper's own tests (test_wrapper.py)
 # every family with a layout: the matrix of test_families.py
 ALL_FAMILIES = FAMILIES + ["qwen3", "qwen3_moe", "mixtral", "gemma", "gemma2", "gemma3_text", "smollm3", "phi3",
-                           "olmo2", "granite"]
+                           "olmo2", "granite", "cohere", "phi", "gpt_neox", "gpt_neox_sequential", "stablelm",
+                           "stablelm_parallel"]
 
 
 def attention_module(model, index: int) -> torch.nn.Module:

@@ -180,6 +180,43 @@ _SANDWICH = Layout("gemma2", _decoder, _decoder_layers, "self_attn", "mlp",
 _OLMO2 = Layout("olmo2", _decoder, _decoder_layers, "self_attn", "mlp", _attn("self_attn", None, "post_attention_layernorm"),
                 _ffn("mlp", None, "post_feedforward_layernorm"), _module_kv_only("self_attn", None))
 
+def _moe_ffn(ffn: str, pre: str):
+    """Llama 4 text: ``feed_forward`` is a dense MLP, or on MoE layers returns (output, router logits) flattened."""
+
+    def term(layer: Any, stream: torch.Tensor) -> torch.Tensor:
+        out = getattr(layer, ffn)(getattr(layer, pre)(stream))
+        return (out[0] if isinstance(out, tuple) else out).view(stream.shape)
+
+    return term
+
+
+def _stack(name: str):
+    return lambda m: getattr(m, name)
+
+
+def _stack_layers(name: str, layers: str = "layers"):
+    return lambda m: getattr(getattr(m, name), layers)
+
+
+# Parallel blocks (one norm shared by both terms, or one per term), each adding in its family's own order.
+_COHERE = Layout("cohere", _decoder, _decoder_layers, "self_attn", "mlp", _attn("self_attn", "input_layernorm"),
+                 _ffn("mlp", "input_layernorm"), _module_kv_only("self_attn", "input_layernorm"), parallel=True,
+                 combine=lambda a, attn, ffn: a + attn + ffn)
+_PHI = Layout("phi", _decoder, _decoder_layers, "self_attn", "mlp",
+              _attn("self_attn", "input_layernorm", dropout="resid_dropout"),
+              _ffn("mlp", "input_layernorm", dropout="resid_dropout"), _module_kv_only("self_attn", "input_layernorm"),
+              parallel=True, combine=lambda a, attn, ffn: attn + ffn + a)
+_NEOX_ATTENTION = _attn("attention", "input_layernorm", dropout="post_attention_dropout")
+_NEOX_FFN = _ffn("mlp", "post_attention_layernorm", dropout="post_mlp_dropout")
+_NEOX = Layout("gpt_neox", _stack("gpt_neox"), _stack_layers("gpt_neox"), "attention", "mlp", _NEOX_ATTENTION,
+               _NEOX_FFN, _module_kv_only("attention", "input_layernorm"))
+_NEOX_PARALLEL = dataclasses.replace(_NEOX, parallel=True, combine=lambda a, attn, ffn: ffn + attn + a)
+_STABLELM = Layout("stablelm", _decoder, _decoder_layers, "self_attn", "mlp", _attn("self_attn", "input_layernorm"),
+                   _ffn("mlp", "post_attention_layernorm", dropout="dropout"),
+                   _module_kv_only("self_attn", "input_layernorm"))
+_STABLELM_PARALLEL = dataclasses.replace(_STABLELM, ffn_term=_ffn("mlp", "input_layernorm", dropout="dropout"),
+                                         parallel=True, combine=lambda a, attn, ffn: a + attn + ffn)
+
 LAYOUTS: dict[str, Layout] = {
     "llama": _LLAMA, "qwen2": _LLAMA, "mistral": _LLAMA, "gpt2": _GPT2,
     "qwen3": _pre_norm("qwen3"),  # q/k RMSNorm inside the attention module
@@ -192,7 +229,12 @@ LAYOUTS: dict[str, Layout] = {
     "gemma2": _SANDWICH,  # sandwich norms, attention and final soft-capping, alternating sliding window
     "gemma3_text": dataclasses.replace(_SANDWICH, family="gemma3_text"),  # + q/k norms, local/global RoPE
     "olmo2": _OLMO2,  # post-norm only, q/k norms over all heads
+    "cohere": _COHERE,  # parallel, one LayerNorm for both terms, optional q/k norms
+    "phi": _PHI,  # parallel, one LayerNorm, partial RoPE, optional q/k LayerNorms, resid dropout on both terms
+    "gpt_neox": _NEOX,  # fused query_key_value, partial RoPE; parallel when use_parallel_residual (the default)
+    "stablelm": _STABLELM,  # partial RoPE, optional per-head q/k LayerNorms; parallel when use_parallel_residual
 }
+_PARALLEL_VARIANTS = {"gpt_neox": _NEOX_PARALLEL, "stablelm": _STABLELM_PARALLEL}
 
 # Families transformers has that AdaSkip does not rebuild, and why (issue 16, item 1).
 REFUSED: dict[str, str] = {}
@@ -209,4 +251,7 @@ def layout_for(model: Any) -> Layout:
         raise ValueError(f"AdaSkip wraps a causal LM with its LM head (e.g. AutoModelForCausalLM); "
                          f"{type(model).__name__} has none")
     _register_zero_attention()
-    return dataclasses.replace(LAYOUTS[model_type], family=model_type)
+    layout = LAYOUTS[model_type]
+    if model_type in _PARALLEL_VARIANTS and getattr(model.config, "use_parallel_residual", False):
+        layout = _PARALLEL_VARIANTS[model_type]
+    return dataclasses.replace(layout, family=model_type)
