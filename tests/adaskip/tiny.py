@@ -55,6 +55,18 @@ def _config(family: str, attn: str):
     if family == "granite":
         return tf.GraniteForCausalLM, tf.GraniteConfig(**common, residual_multiplier=0.5, embedding_multiplier=2.0,
                                                        attention_multiplier=0.3, logits_scaling=2.0)
+    if family == "llama4_text":  # chunk 8 < the prompts; layer 3 NoPE; MoE on layers 1 and 3
+        return tf.Llama4ForCausalLM, tf.Llama4TextConfig(**common, head_dim=16, intermediate_size_mlp=128,
+                                                         num_local_experts=4, num_experts_per_tok=1, moe_layers=[1, 3],
+                                                         attention_chunk_size=8, no_rope_layers=[1, 1, 1, 0])
+    if family.startswith("falcon"):  # new architecture (two norms, GQA) / parallel one norm / sequential ALiBi
+        falcon = dict(vocab_size=128, hidden_size=64, num_hidden_layers=4, num_attention_heads=4, pad_token_id=0,
+                      bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, attn_implementation=attn,
+                      max_position_embeddings=256, bias=False)
+        variant = {"falcon": dict(new_decoder_architecture=True, num_kv_heads=2),
+                   "falcon_parallel": dict(parallel_attn=True, multi_query=True),
+                   "falcon_alibi_sequential": dict(parallel_attn=False, alibi=True, multi_query=False)}[family]
+        return tf.FalconForCausalLM, tf.FalconConfig(**falcon, **variant)
     if family == "cohere":
         return tf.CohereForCausalLM, tf.CohereConfig(**common, use_qk_norm=True)
     if family == "phi":
@@ -87,7 +99,8 @@ FAMILIES = ["llama", "qwen2", "mistral", "gpt2"]  # the wrapper's own tests (tes
 # every family with a layout: the matrix of test_families.py
 ALL_FAMILIES = FAMILIES + ["qwen3", "qwen3_moe", "mixtral", "gemma", "gemma2", "gemma3_text", "smollm3", "phi3",
                            "olmo2", "granite", "cohere", "phi", "gpt_neox", "gpt_neox_sequential", "stablelm",
-                           "stablelm_parallel"]
+                           "stablelm_parallel", "llama4_text", "falcon", "falcon_parallel",
+                           "falcon_alibi_sequential"]
 
 
 def attention_module(model, index: int) -> torch.nn.Module:

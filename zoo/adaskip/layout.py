@@ -87,6 +87,7 @@ class Layout:
     parallel: bool = False  # both terms read the layer input
     # how a parallel layer adds (stream, A, F), in the family's own order so that an empty plan is bit-identical
     combine: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    returns_tuple: bool = False  # the stack reads outputs[0] (Falcon); attention weights come back as None
 
 
 def _attn(attention: str, pre: str | None = None, post: str | None = None, mult: str | None = None, dropout: str | None = None):
@@ -217,6 +218,25 @@ _STABLELM = Layout("stablelm", _decoder, _decoder_layers, "self_attn", "mlp", _a
 _STABLELM_PARALLEL = dataclasses.replace(_STABLELM, ffn_term=_ffn("mlp", "input_layernorm", dropout="dropout"),
                                          parallel=True, combine=lambda a, attn, ffn: a + attn + ffn)
 
+# Falcon: three block shapes picked by the config (layout_for); ALiBi or RoPE and multi-query attention stay inside
+# the attention module, which does not use the attention-function registry, so its kv_only also attends (no saving).
+_FALCON_SEQUENTIAL = Layout("falcon", _stack("transformer"), _stack_layers("transformer", "h"), "self_attention", "mlp",
+                            _attn("self_attention", "input_layernorm"), _ffn("mlp", "post_attention_layernorm"),
+                            _module_kv_only("self_attention", "input_layernorm"), returns_tuple=True)
+_FALCON_PARALLEL = dataclasses.replace(_FALCON_SEQUENTIAL, ffn_term=_ffn("mlp", "input_layernorm"), parallel=True,
+                                       combine=lambda a, attn, ffn: a + (ffn + attn))
+_FALCON_TWO_NORMS = dataclasses.replace(_FALCON_PARALLEL, attention_term=_attn("self_attention", "ln_attn"),
+                                        ffn_term=_ffn("mlp", "ln_mlp"), kv_only=_module_kv_only("self_attention", "ln_attn"))
+
+
+def _falcon(config: Any) -> Layout:
+    if config.new_decoder_architecture and config.num_ln_in_parallel_attn == 2:
+        return _FALCON_TWO_NORMS
+    if config.new_decoder_architecture or config.parallel_attn:
+        return _FALCON_PARALLEL
+    return _FALCON_SEQUENTIAL
+
+
 LAYOUTS: dict[str, Layout] = {
     "llama": _LLAMA, "qwen2": _LLAMA, "mistral": _LLAMA, "gpt2": _GPT2,
     "qwen3": _pre_norm("qwen3"),  # q/k RMSNorm inside the attention module
@@ -229,15 +249,30 @@ LAYOUTS: dict[str, Layout] = {
     "gemma2": _SANDWICH,  # sandwich norms, attention and final soft-capping, alternating sliding window
     "gemma3_text": dataclasses.replace(_SANDWICH, family="gemma3_text"),  # + q/k norms, local/global RoPE
     "olmo2": _OLMO2,  # post-norm only, q/k norms over all heads
+    # chunked local attention, NoPE layers with temperature tuning and L2 q/k norms stay inside the attention module;
+    # feed_forward is a dense MLP or, on moe_layers, a routed MoE with a shared expert
+    "llama4_text": Layout("llama4_text", _decoder, _decoder_layers, "self_attn", "feed_forward",
+                          _attn("self_attn", "input_layernorm"), _moe_ffn("feed_forward", "post_attention_layernorm"),
+                          _module_kv_only("self_attn", "input_layernorm")),
     "cohere": _COHERE,  # parallel, one LayerNorm for both terms, optional q/k norms
     "phi": _PHI,  # parallel, one LayerNorm, partial RoPE, optional q/k LayerNorms, resid dropout on both terms
     "gpt_neox": _NEOX,  # fused query_key_value, partial RoPE; parallel when use_parallel_residual (the default)
     "stablelm": _STABLELM,  # partial RoPE, optional per-head q/k LayerNorms; parallel when use_parallel_residual
+    "falcon": _FALCON_PARALLEL,  # the config picks sequential, parallel with one norm, or with two (new architecture)
 }
 _PARALLEL_VARIANTS = {"gpt_neox": _NEOX_PARALLEL, "stablelm": _STABLELM_PARALLEL}
 
-# Families transformers has that AdaSkip does not rebuild, and why (issue 16, item 1).
-REFUSED: dict[str, str] = {}
+# Model types transformers has that AdaSkip does not rebuild, and why (issue 16, item 1).
+_RECURRENT = ("layers that keep a recurrent state every token must update, which a skipped sublayer would leave "
+              "stale (no kv_only equivalent); no layout")
+REFUSED: dict[str, str] = {
+    "gemma3": "this is the multimodal Gemma 3 wrapper; wrap its language model (Gemma3ForCausalLM, model type gemma3_text)",
+    "llama4": "this is the multimodal Llama 4 wrapper; wrap its language model (Llama4ForCausalLM, model type llama4_text)",
+    "qwen3_next": f"its Gated DeltaNet linear-attention {_RECURRENT}",
+    "jamba": f"its Mamba {_RECURRENT}",
+    "bamba": f"its Mamba-2 {_RECURRENT}",
+    "falcon_h1": f"its Mamba-2 {_RECURRENT}",
+}
 
 
 def layout_for(model: Any) -> Layout:
@@ -254,4 +289,6 @@ def layout_for(model: Any) -> Layout:
     layout = LAYOUTS[model_type]
     if model_type in _PARALLEL_VARIANTS and getattr(model.config, "use_parallel_residual", False):
         layout = _PARALLEL_VARIANTS[model_type]
+    if model_type == "falcon":
+        layout = _falcon(model.config)
     return dataclasses.replace(layout, family=model_type)

@@ -291,6 +291,6 @@ def _make_forward(skipper: AdaSkip, index: int, signature: inspect.Signature):
                     skipper._online_stats.add("decode", "ffn", index, residual, stream)
         if record:  # whole-layer IO similarity: ShortGPT's block influence is 1 - this cosine
             skipper.stats.add(phase, "layer", index, layer_input, stream)
-        return stream
+        return (stream, None) if layout.returns_tuple else stream
 
     return forward
