@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from zoo.adaskip import AdaSkip, SkipPlan
-from zoo.adaskip.layout import REFUSED
+from zoo.adaskip.layout import REFUSED, layout_for
 
 from tests.adaskip.tiny import ALL_FAMILIES, attention_module, ffn_module, tiny_model
 
@@ -162,3 +162,24 @@ def test_unknown_model_type_is_refused_with_the_supported_list():
 
     with pytest.raises(ValueError, match=r"AdaSkip supports model types \['cohere', .*; this model is 'rwkv'"):
         AdaSkip.wrap(SimpleNamespace(config=SimpleNamespace(model_type="rwkv")))
+
+
+@pytest.mark.parametrize("family", ["cohere", "gpt_neox", "falcon"])
+def test_parallel_block_statistics_compare_the_input_with_its_own_term(family):
+    """In a parallel block each sublayer's IO cosine is cos(a, a + its term), a being the layer input."""
+    model = tiny_model(family)
+    ids = _prompt(8)
+    inputs, terms = {}, {}
+    layers = layout_for(model).layers(model)
+    for index, layer in enumerate(layers):
+        layer.register_forward_pre_hook(lambda m, args, kwargs, i=index: inputs.__setitem__(i, args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
+        attention_module(model, index).register_forward_hook(lambda m, args, out, i=index: terms.__setitem__(i, out[0]))
+    model(ids, use_cache=False)
+    skipper = AdaSkip.wrap(model)
+    skipper.recording = True
+    model(ids, use_cache=False)
+    cos, _ = skipper.stats.mean("prefill", "attention")
+    for index in range(4):
+        a = inputs[index].double()
+        expected = torch.nn.functional.cosine_similarity(a, a + terms[index].double(), dim=-1).mean()
+        assert float(cos[index]) == pytest.approx(float(expected), abs=1e-9)

@@ -22,7 +22,7 @@ ATTENTION_MODES = ("drop", "kv_only")
 class SkipPlan:
     """Sublayers to skip in a decoder of ``num_layers`` layers (indices from 0)."""
 
-    model_type: str  # transformers config.model_type the plan was made for ("llama", "qwen2", "mistral", "gpt2")
+    model_type: str  # transformers config.model_type the plan was made for ("llama", "gemma2", ...; see layout.LAYOUTS)
     num_layers: int  # decoder layers of that model
     attention_skip: tuple[int, ...] = ()  # layers whose attention sublayer is skipped
     ffn_skip: tuple[int, ...] = ()  # layers whose FFN sublayer is skipped

@@ -1,13 +1,18 @@
 """``AdaSkip.wrap(model, plan)``: sublayer skipping on a Hugging Face causal LM, without copying modeling files.
 
 Mechanism (notes section 4): each decoder-layer *instance* gets its own ``forward`` (``types.MethodType``) that
-rebuilds the pre-norm residual layer from its four children and, per sublayer j and phase, either runs it,
+rebuilds the residual layer from its family's two terms (``layout.py``: norms, multipliers and parallel blocks
+as the family computes them) and, per sublayer j and phase, either runs it,
 
-    b = a + f_j(norm_j(a))                                   (the model as trained)
+    b = a + f_j(a)                                           (the model as trained; f_j includes its norms)
 
 or skips it with scale compensation (AdaSkip, arXiv 2501.02336, "Scale compensation"),
 
     b = Scale_j * a.
+
+In a parallel block (both terms read the layer input ``a``: Cohere, Phi, GPT-NeoX, Falcon) the skipped term is left
+out and the scale multiplies the stream it would have joined, ``b = Scale_j * a + f_other(a)``; its statistics
+compare ``a`` with ``a + f_j(a)``.
 
 Classes, parameters and ``state_dict`` are untouched, so ``unwrap()`` (deleting the instance attributes) restores
 the model bit-exactly and an empty plan computes exactly the same operations in the same order as the original.
