@@ -46,8 +46,9 @@ def test_models_own_generate_after_dropping_layer0_attention(cache_implementatio
         kwargs["cache_implementation"] = cache_implementation
     expected = _greedy(_zeroed("llama", [0]).generate, ids, **kwargs)
     model = tiny_model("llama")
-    AdaSkip.wrap(model, SkipPlan("llama", 4, attention_skip=(0,)))
+    skipper = AdaSkip.wrap(model, SkipPlan("llama", 4, attention_skip=(0,)))
     assert torch.equal(_greedy(model.generate, ids, **kwargs), expected)
+    assert torch.equal(_greedy(skipper.generate, ids, **kwargs), expected)  # the wrapper's, with the same cache kind
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])

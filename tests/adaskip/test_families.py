@@ -165,6 +165,7 @@ def test_unknown_model_type_is_refused_with_the_supported_list():
 
 
 @pytest.mark.parametrize("family", ["cohere", "gpt_neox", "falcon"])
+@torch.no_grad()
 def test_parallel_block_statistics_compare_the_input_with_its_own_term(family):
     """In a parallel block each sublayer's IO cosine is cos(a, a + its term), a being the layer input."""
     model = tiny_model(family)
@@ -183,3 +184,17 @@ def test_parallel_block_statistics_compare_the_input_with_its_own_term(family):
         a = inputs[index].double()
         expected = torch.nn.functional.cosine_similarity(a, a + terms[index].double(), dim=-1).mean()
         assert float(cos[index]) == pytest.approx(float(expected), abs=1e-9)
+
+
+@pytest.mark.parametrize("family", ["gemma2", "qwen3_moe", "phi", "falcon_alibi_sequential"])
+def test_calibration_and_plan_run_on_new_families(family):
+    from zoo.adaskip.calibrate import adaskip_plan, calibrate
+
+    model = tiny_model(family)
+    cal = calibrate(model, [_prompt(s, 16)[0] for s in range(2)])
+    sims = torch.cat([cal.attention_similarity, cal.ffn_similarity])
+    assert bool(torch.isfinite(sims).all()) and float(sims.abs().max()) <= 1 + 1e-9
+    plan = adaskip_plan(cal, 3)
+    skipper = AdaSkip.wrap(model, plan)
+    tokens, _ = _greedy(skipper.generate, _prompt(9))
+    assert tokens.shape == (1, NEW) and plan.model_type == model.config.model_type
