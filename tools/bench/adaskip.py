@@ -2,6 +2,8 @@
 
     python tools/bench/adaskip.py [--keys 10] [--lengths 512 1024] [--long 2048] [--arms ...]
         -> benchmarks/adaskip_shards/<arm>.json (resumable: finished arms are kept) -> benchmarks/adaskip.json + .md
+    python tools/bench/adaskip.py --overhead-only --threads 1   # re-measure only the wrapper overhead (prefill, decode)
+    python tools/bench/adaskip.py --quarter-study --threads 1   # FLOP-matched variants of the 1/4 plan (_quarter.json)
 
 Protocol (notes section 6, scaled to 2 CPU cores): AdaSkip is calibrated on 8 x 1k-token passages of the training
 plays (P = 20 for the online stage). Probes use held-out plays: passkey at each length x depths {0.1, 0.5, 0.9} x
