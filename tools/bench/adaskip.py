@@ -2,6 +2,8 @@
 
     python tools/bench/adaskip.py [--keys 10] [--lengths 512 1024] [--long 2048] [--arms ...]
         -> benchmarks/adaskip_shards/<arm>.json (resumable: finished arms are kept) -> benchmarks/adaskip.json + .md
+    python tools/bench/adaskip.py --overhead-only --threads 1   # re-measure only the wrapper overhead (prefill, decode)
+    python tools/bench/adaskip.py --quarter-study --threads 1   # FLOP-matched variants of the 1/4 plan (_quarter.json)
 
 Protocol (docs/methods/adaskip.md, scaled to 2 CPU cores): AdaSkip is calibrated on 8 x 1k-token passages of the training
 plays (P = 20 for the online stage). Probes use held-out plays: passkey at each length x depths {0.1, 0.5, 0.9} x
@@ -179,22 +181,104 @@ def timing(model, tokenizer, skipper, arm, args) -> dict:
     best = {k: (min(r[0] for r in v), min(r[1] for r in v), v[0][2]) for k, v in rows.items()}
     return {"version": 2, "ttft_ratio": best["arm"][0] / best["full"][0], "decode_ms_per_token_ratio": best["arm"][1] / best["full"][1],
             "ttft_s_full": best["full"][0], "decode_ms_per_token_full": 1000 * best["full"][1],
-            "kv_bytes": best["arm"][2], "kv_bytes_full": best["full"][2]}
+            "kv_bytes": best["arm"][2], "kv_bytes_full": best["full"][2], "threads": torch.get_num_threads()}
+
+
+def _spread(ratios: list[float]) -> dict:
+    ordered = sorted(ratios)
+    lo, hi = ordered[max(0, int(0.1 * len(ordered)))], ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+    return {"median_ratio": statistics.median(ordered), "p10": lo, "p90": hi}
 
 
 @torch.no_grad()
-def wrapper_overhead(model, tokenizer, repeats: int) -> dict:
+def wrapper_overhead(model, tokenizer, repeats: int, decode_steps: int = 16) -> dict:
+    """Wrapped (empty plan) over plain time, prefill (a 512-token prompt into a fresh cache) and decode (mean of
+    ``decode_steps`` cached single-token steps), in pairs whose order alternates (plain first, then wrapped first),
+    so that neither side always runs on a warmer or a colder machine. Median and p10-p90 of the per-pair ratios."""
+    from transformers.cache_utils import DynamicCache
+
     ids = probe_ids(tokenizer, passkey_probe(tokenizer, 512, 0.5, seed=11))
-    ratios = []
-    for _ in range(repeats):
-        t0 = time.perf_counter(); model(input_ids=ids, use_cache=False); plain = time.perf_counter() - t0
-        skipper = AdaSkip.wrap(model)
-        t0 = time.perf_counter(); model(input_ids=ids, use_cache=False); wrapped = time.perf_counter() - t0
+
+    def run() -> tuple[float, float]:
+        cache = DynamicCache(config=model.config)
+        start = time.perf_counter()
+        out = model(input_ids=ids, cache=cache, use_cache=True)
+        prefill = time.perf_counter() - start
+        token = out.logits[:, -1:].argmax(-1)
+        start = time.perf_counter()
+        for _ in range(decode_steps):
+            token = model(input_ids=token, cache=cache, use_cache=True).logits[:, -1:].argmax(-1)
+        return prefill, (time.perf_counter() - start) / decode_steps
+
+    run()  # warm-up, not counted
+    prefill, decode = [], []
+    for pair in range(repeats):
+        times = {}
+        for which in (("plain", "wrapped") if pair % 2 == 0 else ("wrapped", "plain")):
+            skipper = AdaSkip.wrap(model) if which == "wrapped" else None
+            times[which] = run()
+            if skipper is not None:
+                skipper.unwrap()
+        prefill.append(times["wrapped"][0] / times["plain"][0])
+        decode.append(times["wrapped"][1] / times["plain"][1])
+    return {"version": 2, "repeats": repeats, "threads": torch.get_num_threads(), "prompt_tokens": ids.shape[1],
+            "decode_steps": decode_steps, "prefill": _spread(prefill), "decode": _spread(decode)}
+
+
+def overhead_line(overhead: dict) -> str:
+    if overhead.get("version") != 2:  # the first measurement: prefill only, plain always first
+        return (f"Wrapper overhead with nothing skipped (older measurement: prefill only, plain model always timed first, "
+                f"thread count not recorded): median ratio {overhead['median_ratio']:.4f} (p10 {overhead['p10']:.4f}, "
+                f"p90 {overhead['p90']:.4f}, {overhead['repeats']} pairs).")
+    p, d = overhead["prefill"], overhead["decode"]
+    return (f"Wrapper overhead with nothing skipped (wrapped / plain time, {overhead['repeats']} pairs in alternating "
+            f"order, {overhead['threads']} thread{'s' if overhead['threads'] != 1 else ''}, fp32): prefill of "
+            f"{overhead['prompt_tokens']} tokens median {p['median_ratio']:.4f} (p10 {p['p10']:.4f}, p90 {p['p90']:.4f}); "
+            f"decode, mean of {overhead['decode_steps']} cached steps, median {d['median_ratio']:.4f} "
+            f"(p10 {d['p10']:.4f}, p90 {d['p90']:.4f}). Reproduce: `python tools/bench/adaskip.py --overhead-only "
+            f"--threads {overhead['threads']} --overhead-repeats {overhead['repeats']}`.")
+
+
+def capped_plans(cal, config, target: float, caps=(15, 12, 9, 6, 3, 0)) -> dict:
+    """AdaSkip's ranking (highest IO similarity first, with scales) but at most ``cap`` attention sublayers, the rest
+    FFNs, until the prefill FLOP estimate at 1k tokens reaches ``target``: how much the all-attention choice of the 1/4
+    plan costs (issue 16, item 6: the FFN part of the plan)."""
+    order = sorted([("attention", i, float(cal.attention_similarity[i])) for i in range(cal.num_layers)]
+                   + [("ffn", i, float(cal.ffn_similarity[i])) for i in range(cal.num_layers)], key=lambda c: (-c[2], c[0], c[1]))
+    plans = {}
+    for cap in caps:
+        chosen, attention = [], 0
+        for kind, index, _ in order:
+            if kind == "attention" and attention >= cap:
+                continue
+            chosen.append((kind, index))
+            attention += kind == "attention"
+            plan = C._sorted_plan(cal, chosen, True)
+            if flop_fraction(config, plan, 1024) >= target - 1e-9:
+                break
+        plans[f"attention<={cap}"] = plan
+    return plans
+
+
+@torch.no_grad()
+def quarter_study(model, tokenizer, cal) -> dict:
+    """Perplexity (the 2k held-out window) of FLOP-matched variants of the 1/4 AdaSkip plan."""
+    target = flop_fraction(model.config, C.adaskip_plan(cal, FRACTIONS["1/4"]), 1024)
+    ids = heldout_ids(tokenizer, 2048)
+    rows = {}
+    skipper = AdaSkip.wrap(model)
+    try:
+        for name, plan in capped_plans(cal, model.config, target).items():
+            for scaled in (True, False):
+                skipper.set_plan(plan if scaled else plan.without_scale())
+                key = name + ("" if scaled else ", no scale")
+                rows[key] = {"attention": len(plan.attention_skip), "ffn": len(plan.ffn_skip),
+                             "flop_fraction_saved_1k": flop_fraction(model.config, plan, 1024),
+                             "perplexity_2k": token_perplexity(model, ids), "plan": plan.sublayers()}
+                print(key, rows[key]["perplexity_2k"], flush=True)
+    finally:
         skipper.unwrap()
-        ratios.append(wrapped / plain)
-    ratios.sort()
-    lo, hi = ratios[max(0, int(0.1 * len(ratios)))], ratios[min(len(ratios) - 1, int(0.9 * len(ratios)))]
-    return {"median_ratio": statistics.median(ratios), "p10": lo, "p90": hi, "repeats": repeats}
+    return {"target_flop_fraction": target, "rows": rows}
 
 
 def main() -> None:
@@ -208,6 +292,11 @@ def main() -> None:
     parser.add_argument("--retime", action="store_true", help="re-time finished arms (run on a quiet machine)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     parser.add_argument("--summary-only", action="store_true", help="rewrite adaskip.json / .md from the shards (no model)")
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="measure only the wrapper overhead and rewrite adaskip.json / .md (arms kept)")
+    parser.add_argument("--quarter-study", action="store_true",
+                        help="perplexity of FLOP-matched variants of the 1/4 plan (adaskip_shards/_quarter.json)")
+    parser.add_argument("--overhead-repeats", type=int, default=30, help="pairs for the wrapper overhead")
     args = parser.parse_args()
     if args.summary_only:
         shards = args.out / "adaskip_shards"
@@ -219,6 +308,20 @@ def main() -> None:
     from zoo.adaskip.smollm2 import load_smollm2, load_smollm2_tokenizer
 
     model, tokenizer = load_smollm2(), load_smollm2_tokenizer()
+    if args.quarter_study:
+        shards = args.out / "adaskip_shards"
+        saved = json.loads((shards / "_calibration.json").read_text())
+        cal = C.Calibration(**{k: torch.tensor(v, dtype=torch.float64) if isinstance(v, list) else v for k, v in saved.items()})
+        (shards / "_quarter.json").write_text(json.dumps(quarter_study(model, tokenizer, cal), indent=1) + "\n")
+        previous = json.loads((args.out / "adaskip.json").read_text())
+        write_summary(args, cal, shards, previous.get("wrapper_overhead_nothing_skipped"), previous["command"])
+        return
+    if args.overhead_only:
+        shards = args.out / "adaskip_shards"
+        saved = json.loads((shards / "_calibration.json").read_text())
+        previous = json.loads((args.out / "adaskip.json").read_text())
+        write_summary(args, C.Calibration(**saved), shards, wrapper_overhead(model, tokenizer, args.overhead_repeats), previous["command"])
+        return
     shards = args.out / "adaskip_shards"
     shards.mkdir(parents=True, exist_ok=True)
     cal_path = shards / "_calibration.json"
@@ -262,7 +365,7 @@ def main() -> None:
         print(name, {k: v for k, v in result.items() if k not in ("plan", "timing")}, flush=True)
         write_summary(args, cal, shards, None)  # a partial table after every arm: nothing lost if stopped
     skipper.unwrap()
-    write_summary(args, cal, shards, wrapper_overhead(model, tokenizer, max(20, args.repeats)))
+    write_summary(args, cal, shards, wrapper_overhead(model, tokenizer, args.overhead_repeats))
 
 
 def write_summary(args, cal, shards: Path, overhead: dict | None, command: str | None = None) -> None:
@@ -273,8 +376,7 @@ def write_summary(args, cal, shards: Path, overhead: dict | None, command: str |
     (args.out / "adaskip.json").write_text(json.dumps(summary, indent=1) + "\n")
     lines = ["# AdaSkip on SmolLM2-135M (CPU)", "", f"`{summary['command']}`", ""]
     if overhead:
-        lines += [f"Wrapper overhead with nothing skipped: median ratio {overhead['median_ratio']:.4f} (p10 {overhead['p10']:.4f}, "
-                  f"p90 {overhead['p90']:.4f}, {overhead['repeats']} interleaved pairs).", ""]
+        lines += [overhead_line(overhead), ""]
     lines += ["| arm | skipped attn / ffn | FLOP saved (1k) | passkey by length | needle | copy | ppl 2k | agree 64 | TTFT ratio | decode ratio | KV MiB (1k) |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in summary["arms"].items():
@@ -282,8 +384,10 @@ def write_summary(args, cal, shards: Path, overhead: dict | None, command: str |
         lines.append(f"| {name} | {len(r['plan']['attention_skip'])} / {len(r['plan']['ffn_skip'])} | {r['flop_fraction_saved_1k']:.3f} | {pk} | "
                      f"{r['needle']:.2f} | {r['copy']:.2f} | {r['perplexity_2k']:.2f} | {r['greedy_agreement_64']:.3f} | "
                      f"{r['timing']['ttft_ratio']:.3f} | {r['timing']['decode_ms_per_token_ratio']:.3f} | {r['timing']['kv_bytes'] / 2**20:.1f} |")
+    counts = sorted({r["timing"].get("threads") for r in summary["arms"].values()}, key=lambda t: (t is None, t or 0))
+    threads = " / ".join("thread count not recorded" if t is None else f"{t} thread{'s' if t != 1 else ''}" for t in counts)
     lines += ["", f"TTFT / decode ratios: min of {args.repeats} interleaved runs against the full model per arm (a 1k-token prompt; "
-              "decode = 16 cached steps), 2 threads, fp32; KV MiB = the cache after that prefill (fp32; attention dropped for every token keeps no K/V); the `full` row against itself is the control (its distance from 1 is the "
+              f"decode = 16 cached steps), {threads} (torch.get_num_threads() while timing), fp32; KV MiB = the cache after that prefill (fp32; attention dropped for every token keeps no K/V); the `full` row against itself is the control (its distance from 1 is the "
               "timing noise; `--retime` re-measures every arm). `benchmarks/adaskip_gpu.md` has CUDA-event timings of the same plans "
               "on an H200.", "",
               "Probes count a hit when the exact answer appears anywhere in the generated tokens (16; 24 for copy), over 3 depths x keys prompts per passkey length and keys prompts for needle and copy. A plan that breaks the "
@@ -295,7 +399,33 @@ def write_summary(args, cal, shards: Path, overhead: dict | None, command: str |
     if fewer:
         lines += ["", f"Fewer than {most} keys per length and depth (rerun the command to extend them): {', '.join(fewer)}."]
     lines += [""] + verdicts(summary["arms"])
+    quarter = shards / "_quarter.json"
+    if quarter.is_file():
+        lines += [""] + quarter_lines(json.loads(quarter.read_text()), summary["arms"])
     (args.out / "adaskip.md").write_text("\n".join(lines) + "\n")
+
+
+def quarter_lines(study: dict, arms: dict) -> list[str]:
+    def ppl(name: str) -> str:
+        return f"{arms[name]['perplexity_2k']:.1f}" if name in arms else "n/a"
+
+    lines = ["## Why AdaSkip loses at 1/4 (issue 16, item 6; partial)", "",
+             "`python tools/bench/adaskip.py --quarter-study` (perplexity of the 2k held-out window; same calibration: "
+             "8 x 1k-token windows of the training plays; prefill FLOPs at 1k tokens matched to the 1/4 plan's "
+             f"{study['target_flop_fraction']:.3f}).", "",
+             "| variant | skipped attn / ffn | FLOP saved (1k) | ppl 2k |", "|---|---|---|---|"]
+    for name, row in study["rows"].items():
+        lines.append(f"| {name} | {row['attention']} / {row['ffn']} | {row['flop_fraction_saved_1k']:.3f} | {row['perplexity_2k']:.2f} |")
+    best = min(study["rows"], key=lambda k: study["rows"][k]["perplexity_2k"])
+    lines += ["", f"Best variant: {best} ({study['rows'][best]['perplexity_2k']:.1f}). Each variant stops at the first "
+              "sublayer that reaches the FLOP target, so capped ones save slightly more (column 3); one calibration, one "
+              "held-out window, no seeds: differences of a few perplexity points are not established.",
+              "", f"For reference from the table above: full {ppl('full')}, AdaSkip 1/4 {ppl('adaskip@1_4')}, "
+              f"ShortGPT 1/4 {ppl('shortgpt@1_4')}, FFN-only 1/4 {ppl('ffn_only@1_4')}. `attention<=15` is the 1/4 plan "
+              "itself: its budget's highest IO cosines all belong to attention sublayers, so the paper's pooled ranking "
+              "fills it with attention only. Not yet studied: calibration data and length (the paper "
+              "uses 20 long LongBench prompts), and per-request online FFN additions (perplexity is a prefill measure)."]
+    return lines
 
 
 QUALITY = (("perplexity_2k", "perplexity", -1), ("passkey_mean", "passkey (512/1k)", 1), ("needle", "needle", 1),

