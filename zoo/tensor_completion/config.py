@@ -36,7 +36,7 @@ class _CompletionConfig:
     init: str = "spectral"  # spectral (diagonal-deleted HOSVD / TT-SVD of the rescaled samples) | random
     seed: int = 0  # seeds the random start (init = random)
     start_scale: float = 1.0  # norm of the random start / the norm the samples suggest (init = random)
-    optimizer: str = "trust_region"  # rgd | rcg | trust_region
+    optimizer: str = "rgd"  # rgd (default: fastest measured from the spectral start) | rcg | trust_region
     tolerance: float = 1e-12  # stop at this relative training error
     stagnation: float = 1e-10  # stop when the training error changes by less than this (relative)
     chunk_size: int = 65536  # observed entries per chunk of the sparse evaluation
