@@ -96,14 +96,14 @@ def test_planted_completion_recovers_the_tensor(format, shape, ranks, working, o
 
 
 def test_spectral_start_recovers_where_the_random_start_stalls():
-    """Order 4 at the true rank, 5x the floor: from a random start RGD stays at a relative training error of order
-    1e-1 after 1000 iterations (it stalled at 0.44 to 0.48 for RGD, RCG and RTR in longer runs); from the spectral
-    start the same solver recovers the tensor."""
+    """Order 4 at the true rank, 5x the floor: from a random start RGD is still above a relative training error of
+    1e-2 after 400 iterations (it stalled at 0.44 to 0.48 for RGD, RCG and RTR in runs of up to 3000); from the
+    spectral start the same solver, with the same cap, recovers the tensor."""
     shape, ranks = (8, 9, 10, 11), (2, 2, 2, 2)
     truth = _planted("tucker", shape, ranks)
     train, test = sample_entries(shape, 5 * sample_floor("tucker", shape, ranks), 2000, seed=1)
     runs = {init: complete(shape, train, entries("tucker", truth, train), ranks, optimizer="rgd", init=init,
-                           test_indices=test, test_values=entries("tucker", truth, test), max_iterations=1000,
+                           test_indices=test, test_values=entries("tucker", truth, test), max_iterations=400,
                            track_singular_values=False) for init in ("random", "spectral")}
     assert runs["random"].train_error > 1e-2 and runs["random"].test_error > 1e-1, runs["random"].train_error
     assert runs["spectral"].converged and runs["spectral"].test_error < 1e-8, runs["spectral"].test_error
@@ -213,14 +213,17 @@ def test_tiny_recipe_completes_pushes_a_measured_card_and_loads_back(tmp_path, r
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_official_tucker_setting_recovers_with_the_over_estimated_rank():
     """The official example: 100 x 150 x 200, true rank (2, 3, 4), working rank (5, 6, 7), 5 % samples, from the
-    default start (spectral) with the default solver and omega."""
+    default start (spectral) with the default solver and omega. Stopped at a relative training error of 1e-10 (RGD
+    reached 3e-9 train, 5e-9 test in 1000 iterations, about 180 CPU s; a decade takes about 110 iterations)."""
     shape, ranks, working = (100, 150, 200), (2, 3, 4), (5, 6, 7)
     truth = _planted("tucker", shape, ranks)
     train, test = sample_entries(shape, round(0.05 * math.prod(shape)), 10000, seed=0)
     result = complete(shape, train, entries("tucker", truth, train), working, test_indices=test,
-                      test_values=entries("tucker", truth, test), max_iterations=3000, track_singular_values=False)
+                      test_values=entries("tucker", truth, test), tolerance=1e-10, max_iterations=3000,
+                      track_singular_values=False)
     assert result.converged and result.test_error < 1e-8, (result.stop_reason, result.test_error)
     for k, values in enumerate(core_singular_values("tucker", result.point)):
         assert float(values[ranks[k]] / values[0]) < 1e-8
