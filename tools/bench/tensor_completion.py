@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -358,7 +359,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
-    command = "python tools/bench/tensor_completion.py " + " ".join(sys.argv[1:])
+    command = "python tools/bench/tensor_completion.py " + shlex.join(sys.argv[1:])  # quoted: copy-pasteable
     meta = {"command": command, "torch": torch.__version__, "threads": 1, "seeds": args.seeds,
             "cpu_count": os.cpu_count()}
     rows: list[dict] = []
