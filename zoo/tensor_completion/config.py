@@ -17,6 +17,7 @@ __all__ = ["TTCompletionConfig", "TuckerCompletionConfig"]
 
 _OPTIMIZERS = ("rgd", "rcg", "trust_region")
 _DATA = ("planted", "image")
+_INITS = ("spectral", "random")
 
 
 @dataclasses.dataclass
@@ -24,7 +25,7 @@ class _CompletionConfig:
     shape: tuple[int, ...] = (30, 32, 34)  # tensor shape (n_1, ..., n_d); for data = image set by the image
     true_ranks: tuple[int, ...] = (2, 3, 2)  # ranks of the planted tensor (ignored for data = image)
     ranks: tuple[int, ...] = (4, 5, 4)  # working ranks (may exceed the true ranks)
-    omega: float = 1.0  # slack weight omega of the metric
+    omega: float = 1.0  # slack weight of the metric relative to ||A||^2 (estimated from the samples): scale-free
     data: str = "planted"  # planted | image (scikit-learn's china.jpg / flower.jpg)
     image: str = "china.jpg"  # china.jpg | flower.jpg (data = image)
     image_block: int = 4  # block-average the 427 x 640 photo over block x block pixels (data = image)
@@ -32,9 +33,10 @@ class _CompletionConfig:
     sample_fraction: float = 0.0  # if > 0: |Omega| = this fraction of all entries (overrides oversampling)
     test_count: int = 10000  # held-out entries (disjoint from Omega), at most the unobserved entries
     data_seed: int = 0  # seeds the planted tensor and the masks
-    seed: int = 0  # seeds the random start
-    start_scale: float = 1.0  # norm of the random start / the norm the samples suggest
-    optimizer: str = "trust_region"  # rgd | rcg | trust_region
+    init: str = "spectral"  # spectral (diagonal-deleted HOSVD / TT-SVD of the rescaled samples) | random
+    seed: int = 0  # seeds the random start (init = random)
+    start_scale: float = 1.0  # norm of the random start / the norm the samples suggest (init = random)
+    optimizer: str = "rgd"  # rgd (default: fastest measured from the spectral start) | rcg | trust_region
     tolerance: float = 1e-12  # stop at this relative training error
     stagnation: float = 1e-10  # stop when the training error changes by less than this (relative)
     chunk_size: int = 65536  # observed entries per chunk of the sparse evaluation
@@ -70,6 +72,8 @@ class _CompletionConfig:
             raise ValueError(f"tolerance must be > 0, got {self.tolerance}")
         if self.stagnation < 0:
             raise ValueError(f"stagnation must be >= 0, got {self.stagnation}")
+        if self.init not in _INITS:
+            raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
         if self.start_scale <= 0:
             raise ValueError(f"start_scale must be > 0, got {self.start_scale}")
         if self.chunk_size < 1:

@@ -23,7 +23,7 @@ from zoo._core.module import ZooModule
 from zoo.tensor_completion.config import TTCompletionConfig, TuckerCompletionConfig
 from zoo.tensor_completion.data import planted_tt, planted_tucker, sample_entries, sample_floor, sample_image
 from zoo.tensor_completion.model import (CompletionProblem, build_optimizer, core_singular_values, entries,
-                                         make_manifold, random_start)
+                                         linearised_step, make_manifold, random_start, spectral_start)
 
 __all__ = ["CompletionData", "TTCompletion", "TuckerCompletion", "build_observations", "evaluate_completion"]
 
@@ -59,12 +59,16 @@ class _CompletionModule(ZooModule):
         super().__init__(config)
         c = self.config
         self.automatic_optimization = False
-        self.manifold = make_manifold(c.format, c.shape, c.ranks, c.omega)
         observed = build_observations(c)
         for name, value in observed.items():
             self.register_buffer(name, value, persistent=False)
+        # ||A|| estimated from the samples: scales omega (scale-free metric, see complete()) and the random start
         norm = math.sqrt(float(observed["values"].pow(2).sum()) * math.prod(c.shape) / observed["indices"].shape[0])
-        start = random_start(self.manifold, c.format, c.start_scale * norm, c.seed)
+        self.manifold = make_manifold(c.format, c.shape, c.ranks, c.omega * norm ** 2)
+        if c.init == "spectral":
+            start = spectral_start(c.format, c.shape, observed["indices"], observed["values"], c.ranks)
+        else:
+            start = random_start(self.manifold, c.format, c.start_scale * norm, c.seed)
         self.names = self._parameter_names()
         for name, value in zip(self.names, start):
             self.register_parameter(name, torch.nn.Parameter(value))
@@ -108,7 +112,8 @@ class _CompletionModule(ZooModule):
         return cost
 
     def configure_optimizers(self):
-        return build_optimizer(self.config.optimizer, self.point, self.manifold, self.problem, 10**9, math.inf)
+        first = linearised_step(self.problem, self.manifold, self.point) if self.config.optimizer != "trust_region" else None
+        return build_optimizer(self.config.optimizer, self.point, self.manifold, self.problem, 10**9, math.inf, first)
 
 
 class TuckerCompletion(_CompletionModule):
