@@ -397,14 +397,16 @@ def evaluate_classifier(model: LowRankClassifierModule, datamodule: DigitsData, 
 @register_model("space_decoupling_spherical")
 def space_decoupling_spherical() -> SphericalFittingConfig:
     """The official experiment (``experiment_exact.m``): 5000 x 6000, r = r* = 6, 1 % samples (OS = |Omega| / dim = 4.9),
-    from the official warm start; stop at a relative test error of 1e-10."""
-    return SphericalFittingConfig(init="planted_columns", gradient_tolerance=0.0, target_test_error=1e-10, max_iterations=3000)
+    from the rank-continuation start (observed entries only; ``init="planted_columns"`` is the official experiments'
+    oracle warm start); stop at a relative test error of 1e-10."""
+    return SphericalFittingConfig(init="continuation", gradient_tolerance=0.0, target_test_error=1e-10, max_iterations=3000)
 
 
 @register_model("space_decoupling_spherical_r10")
 def space_decoupling_spherical_r10() -> SphericalFittingConfig:
-    """The official over-estimated-rank experiment (``experiment_overestimate.m``): r = 10 > r* = 6, 10 % samples."""
-    return SphericalFittingConfig(rank=10, sample_rate=0.1, test_rate=0.1, init="planted_columns", gradient_tolerance=0.0,
+    """The official over-estimated-rank experiment (``experiment_overestimate.m``): r = 10 > r* = 6, 10 % samples, from
+    the rank-continuation start."""
+    return SphericalFittingConfig(rank=10, sample_rate=0.1, test_rate=0.1, init="continuation", gradient_tolerance=0.0,
                                   target_test_error=1e-10, max_iterations=3000)
 
 
