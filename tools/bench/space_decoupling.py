@@ -167,6 +167,8 @@ def one_run(problem, start, rank, arm, max_time, max_iterations, start_seed=0):
         trace, reason = runner(problem, start, rank, name, max(max_time - start_cpu, 0.0), max_iterations)
     except Exception as error:  # noqa: BLE001 - a failing arm is recorded, not fatal
         return {"arm": arm, "reached": False, "stop_reason": f"{type(error).__name__}: {error}", "trace": []}
+    # iteration 0: the start itself (an optimizer whose first line search fails from an already-exact start records none)
+    trace = [{"iteration": 0, "test_error": problem.test_error(*start), "process_time": 0.0, "wall_time": 0.0}] + trace
     trace = [dict(t, process_time=t["process_time"] + start_cpu, wall_time=t["wall_time"] + start_wall) for t in trace]
     hit = next((t for t in trace if t["test_error"] <= TARGET), None)
     last = trace[-1] if trace else {"test_error": math.nan, "process_time": math.nan, "wall_time": math.nan, "iteration": 0}
