@@ -239,7 +239,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         group = [r for r in runs if _key(r) + (r["arm"],) == key]
         hit = [r for r in group if r["reached"]]
         cpu = [r["cpu_to_target"] for r in hit]
-        starts = [r["start_cpu"] for r in group if r.get("start_cpu")]
+        starts = [r["start_cpu"] for r in (hit or group) if r.get("start_cpu")]  # over the same runs as the CPU median
         rows.append({"m": key[0], "n": key[1], "sample_rate": key[2], "rank": key[3], "arm": key[4], "runs": len(group),
                      "reached": len(hit), "median_start_cpu": statistics.median(starts) if starts else None,
                      "oversampling": group[0]["oversampling"],
@@ -347,7 +347,8 @@ def markdown(meta: dict, rows: list[dict], runs: list[dict], points: list[dict],
              "Planted unit-row A of rank 6 (r is the working rank); training mask and a disjoint test mask of the same size; "
              f"the same start for every arm ({meta['init_note']}), except `zoo continuation_rgd`, which builds its own start from "
              "the observed entries only (`init=\"continuation\"`: rank continuation with a global row fit) and whose times "
-             "include that start (its median start CPU seconds in their own column). Target: relative test error <= 1e-8. Times and iterations are medians over the runs "
+             "include that start (its median start CPU seconds in their own column; its CPU cap counts the start too, so a start "
+             "longer than the cap leaves RGD no iteration; 0 iterations: the start itself was at the target). Target: relative test error <= 1e-8. Times and iterations are medians over the runs "
              "that reached it, with the CPU range; the per-iteration test-error monitor is excluded from all times. "
              "zoo: `SpaceDecoupling(m, n, r, UnitRows(), omega=0.5)`, cost by sparse sampled products, gradients and "
              "Hessian-vector products by autograd on the factors. pymanopt 2.2.1: `Product([Oblique(r, m), Stiefel(n, r)])`, "
@@ -378,6 +379,8 @@ def markdown(meta: dict, rows: list[dict], runs: list[dict], points: list[dict],
             lines.append(f"- {size[0]} x {size[1]}, {100 * size[2]:g} %, r = {size[3]}: {ours['arm']} ({ours['reached']}/{ours['runs']} reached, "
                          f"median {ours['median_cpu_to_target']:.2f} s) vs {theirs['arm']} ({theirs['reached']}/{theirs['runs']}, "
                          f"median {theirs['median_cpu_to_target']:.2f} s): {verdict}")
+        elif not any(r["arm"].startswith("pymanopt") for r in rows):
+            lines.append(f"- {size[0]} x {size[1]}, {100 * size[2]:g} %, r = {size[3]}: no pymanopt arm in this run")
         else:
             lines.append(f"- {size[0]} x {size[1]}, {100 * size[2]:g} %, r = {size[3]}: no arm of one side reached the target")
     def instance(run):
