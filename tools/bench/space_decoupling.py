@@ -429,7 +429,7 @@ def continuation_section(path: Path) -> list[str]:
              "not rerun; CPU times of the continuation arm include its start). This section was added by "
              f"`python tools/bench/space_decoupling.py --render benchmarks/space_decoupling.json --see-also {path.as_posix()}`, "
              "which rewrites this report from the saved run above. Runs at the 1e-8 test-error target:", ""]
-    for row in saved["summary"]:
+    for row in summarise(saved["runs"]):
         cpu = "-" if row["median_cpu_to_target"] is None else f"median {row['median_cpu_to_target']:.2f} CPU s"
         start = "" if row.get("median_start_cpu") is None else f" (start {row['median_start_cpu']:.2f} s)"
         lines.append(f"- {row['m']} x {row['n']}, {100 * row['sample_rate']:g} %, r = {row['rank']}, {row['arm']}"
