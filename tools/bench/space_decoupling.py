@@ -339,16 +339,18 @@ def markdown(meta: dict, rows: list[dict], runs: list[dict], points: list[dict],
     def fmt(value, spec=".2f"):
         return "-" if value is None else format(value, spec)
 
+    own_start = ("" if not any(r["arm"] == "zoo continuation_rgd" for r in runs) else
+                 ", except `zoo continuation_rgd`, which builds its own start from the observed entries only "
+                 "(`init=\"continuation\"`: rank continuation with a global row fit) and whose times include that start (its "
+                 "median start CPU seconds in their own column; its CPU cap counts the start too, so a start longer than the cap "
+                 "leaves RGD no iteration; 0 iterations: the start itself was at the target)")
     lines = ["# Space decoupling benchmark: spherical data fitting", "",
              f"Command: `{meta['command']}` (torch {meta['torch']}, pymanopt {meta['pymanopt']}, {meta['threads']} thread(s) "
              f"for torch and BLAS in every arm). Load average before {meta['load_before']}, after {meta['load_after']}: the "
              "machine is shared with other engineers' jobs, so wall times are noisy; CPU time (`time.process_time`) is the "
              "primary measure and arms run interleaved (their order rotates with the seed).", "",
              "Planted unit-row A of rank 6 (r is the working rank); training mask and a disjoint test mask of the same size; "
-             f"the same start for every arm ({meta['init_note']}), except `zoo continuation_rgd`, which builds its own start from "
-             "the observed entries only (`init=\"continuation\"`: rank continuation with a global row fit) and whose times "
-             "include that start (its median start CPU seconds in their own column; its CPU cap counts the start too, so a start "
-             "longer than the cap leaves RGD no iteration; 0 iterations: the start itself was at the target). Target: relative test error <= 1e-8. Times and iterations are medians over the runs "
+             f"the same start for every arm ({meta['init_note']}){own_start}. Target: relative test error <= 1e-8. Times and iterations are medians over the runs "
              "that reached it, with the CPU range; the per-iteration test-error monitor is excluded from all times. "
              "zoo: `SpaceDecoupling(m, n, r, UnitRows(), omega=0.5)`, cost by sparse sampled products, gradients and "
              "Hessian-vector products by autograd on the factors. pymanopt 2.2.1: `Product([Oblique(r, m), Stiefel(n, r)])`, "
