@@ -73,9 +73,9 @@ def test_config_validation_names_the_field(make, match):
 def test_presets_are_the_official_experiments():
     official = preset_config("space_decoupling_spherical")
     assert (official.rows, official.columns, official.rank, official.true_rank, official.sample_rate) == (5000, 6000, 6, 6, 0.01)
-    assert official.init == "planted_columns"
+    assert official.init == "continuation"  # not the oracle planted_columns start
     over = preset_config("space_decoupling_spherical_r10")
-    assert (over.rank, over.sample_rate) == (10, 0.1)
+    assert (over.rank, over.sample_rate, over.init) == (10, 0.1, "continuation")
 
 
 @pytest.mark.gpu

@@ -12,6 +12,7 @@ import math
 __all__ = ["GraphSimilarityConfig", "LowRankClassifierConfig", "MaxCutConfig", "SolverFields", "SphericalFittingConfig"]
 
 _OPTIMIZERS = ("rgd", "rcg", "newton", "trust_region", "hybrid")
+_INITS = ("continuation", "random", "spectral", "planted_columns")  # SphericalFitting.initial_point
 
 
 def _positive_int(config, *names: str) -> None:
@@ -62,7 +63,8 @@ class SphericalFittingConfig(SolverFields):
     sample_rate: float = 0.01  # |Omega| / (m n), training entries
     test_rate: float = 0.01  # disjoint test entries / (m n)
     data_seed: int = 0  # seeds A and the masks
-    init: str = "random"  # random | spectral (top-r SVD of the observed entries) | planted_columns (official warm start, oracle)
+    init: str = "continuation"  # continuation (rank continuation from the observed entries) | random | spectral (top-r SVD
+    # of the observed entries) | planted_columns (the official experiments' warm start: an oracle, it reads all of A)
     target_test_error: float = 0.0  # > 0: stop once the relative test error is below it (benchmark protocol)
 
     def __post_init__(self) -> None:
@@ -74,8 +76,8 @@ class SphericalFittingConfig(SolverFields):
         _in_open_unit(self, "sample_rate", "test_rate")
         if self.sample_rate + self.test_rate > 1:
             raise ValueError(f"sample_rate + test_rate must be <= 1, got {self.sample_rate} + {self.test_rate}")
-        if self.init not in ("random", "spectral", "planted_columns"):
-            raise ValueError(f"init must be 'random', 'spectral' or 'planted_columns', got {self.init!r}")
+        if self.init not in _INITS:
+            raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
         if not (math.isfinite(self.target_test_error) and self.target_test_error >= 0):
             raise ValueError(f"target_test_error must be finite and >= 0, got {self.target_test_error!r}")
 

@@ -161,6 +161,28 @@ def _check_values(values: torch.Tensor, count: int, name: str) -> torch.Tensor:
     return values
 
 
+INITS = ("continuation", "random", "spectral", "planted_columns")  # the starts of SphericalFitting.initial_point
+
+
+def _grouped_least_squares(index: torch.Tensor, factor: torch.Tensor, values: torch.Tensor, groups: int) -> torch.Tensor:
+    """For each group g, the x_g ``[k]`` minimising :math:`\\sum_{t: index_t = g} (x_g \\cdot factor_t - values_t)^2`
+    (``factor`` ``[T, k]``), by its normal equations with a ridge of 1e-8 times their mean diagonal (so rows with
+    fewer than k entries stay solvable). Returns ``[groups, k]``."""
+    k = factor.shape[1]
+    outer = (factor[:, :, None] * factor[:, None, :]).reshape(-1, k * k)  # [T, k * k]
+    gram = torch.zeros(groups, k * k, dtype=factor.dtype).index_add_(0, index, outer).reshape(groups, k, k)
+    right = torch.zeros(groups, k, dtype=factor.dtype).index_add_(0, index, factor * values[:, None])
+    ridge = 1e-8 * gram.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)
+    gram = gram + ridge[:, None, None] * torch.eye(k, dtype=factor.dtype)
+    return torch.linalg.solve(gram, right)
+
+
+def _cpu_copy(problem: "SphericalFitting") -> "SphericalFitting":
+    copy = object.__new__(SphericalFitting)
+    copy.__dict__.update(problem.__dict__)
+    return copy.to("cpu")
+
+
 # -- spherical data fitting ------------------------------------------------------------------------------------------
 class SphericalFitting:
     """:math:`f(H, V) = \\tfrac12\\sum_{(i,j)\\in\\Omega} (H_i\\cdot V_j - A_{ij})^2` on :math:`\\mathcal{M}_h` with unit rows.
@@ -228,6 +250,8 @@ class SphericalFitting:
 
         * ``"random"``: projH(Gaussian) and a random orthonormal V (uses no data);
         * ``"spectral"``: the top-``rank`` SVD of :math:`P_\\Omega(A) / p` (``torch.svd_lowrank``), rows normalised;
+        * ``"continuation"``: rank continuation from the observed entries only (:meth:`continuation_start`); the
+          recommended start when the rank bound may over-estimate the true rank;
         * ``"planted_columns"``: the official experiments' warm start (``experiment_exact.m``): H = projH of ``rank``
           random columns of the planted matrix A (all of A, not only the observed entries: an oracle start), V a
           random orthonormal matrix. Needs a planted instance.
@@ -235,6 +259,9 @@ class SphericalFitting:
         generator = torch.Generator().manual_seed(seed)
         if init == "random":
             return self.manifold(rank).random(generator=generator, dtype=dtype)
+        if init == "continuation":
+            H, V = self.continuation_start(rank, seed=seed)
+            return H.to(dtype), V.to(dtype)
         if init == "planted_columns":
             if self.planted is None:
                 raise ValueError("init 'planted_columns' needs a planted instance (SphericalFitting.from_data)")
@@ -244,18 +271,89 @@ class SphericalFitting:
             V, _ = torch.linalg.qr(torch.randn(self.n, rank, dtype=torch.float64, generator=generator))
             return H.to(dtype), V.to(dtype)
         if init != "spectral":
-            raise ValueError(f"init must be 'random', 'spectral' or 'planted_columns', got {init!r}")
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         rate = len(self.pattern) / (self.m * self.n)
-        observed = torch.sparse_coo_tensor(torch.stack([self.pattern.rows, self.pattern.cols]).cpu(),
-                                           self.values.cpu().to(torch.float64) / rate, (self.m, self.n),
+        u, s, v = self._top_singular(self.values.cpu().to(torch.float64) / rate, min(rank + 10, self.m, self.n), seed)
+        return UnitRows().projH(u[:, :rank] * s[:rank]).to(dtype), v[:, :rank].contiguous().to(dtype)
+
+    def _top_singular(self, values: torch.Tensor, q: int, seed: int):
+        """``torch.svd_lowrank`` (sketch size q, 4 power iterations) of the sparse matrix with ``values`` on Omega."""
+        observed = torch.sparse_coo_tensor(torch.stack([self.pattern.rows, self.pattern.cols]).cpu(), values, (self.m, self.n),
                                            check_invariants=False).coalesce()
         state = torch.random.get_rng_state()
         torch.manual_seed(seed)  # svd_lowrank draws its sketch from the global generator
         try:
-            u, s, v = torch.svd_lowrank(observed, q=min(rank + 10, self.m, self.n), niter=4)
+            return torch.svd_lowrank(observed, q=q, niter=4)
         finally:
             torch.random.set_rng_state(state)
-        return UnitRows().projH(u[:, :rank] * s[:rank]).to(dtype), v[:, :rank].contiguous().to(dtype)
+
+    def _row_fit(self, H: torch.Tensor, V: torch.Tensor, sweeps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Alternating least squares on the observed entries, projected onto M_h after each half-sweep (float64)."""
+        rows, cols = self.pattern.rows.cpu(), self.pattern.cols.cpu()
+        values = self.values.cpu().to(torch.float64)
+        for _ in range(sweeps):
+            # V fit: with H fixed, X = H W^T with W [n, k] free; column j solves its least squares over Omega^j.
+            W = _grouped_least_squares(cols, H[rows], values, self.n)
+            V, R = torch.linalg.qr(W)  # H W^T = (H R^T) V^T with V orthonormal
+            H = UnitRows().projH(H @ R.T)
+            # global row fit: with V fixed, row h_i solves min sum_{j in Omega_i} (h_i . v_j - A_ij)^2, then h_i / |h_i|
+            H = UnitRows().projH(_grouped_least_squares(rows, V[cols], values, self.m))
+        return H, V
+
+    def continuation_start(self, rank: int, *, seed: int = 0, stage_iterations: int = 100, sweeps: int = 5,
+                           fitted: float = 1e-9) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""A start of rank ``rank`` from the observed entries only: rank continuation with a global row fit (ours).
+
+        For k = 1, 2, ..., ``rank``, with :math:`R = P_\Omega(A - H V^T)` the sparse residual (:math:`R = P_\Omega A`
+        at k = 1) and p = :math:`|\Omega| / (mn)`:
+
+        1. grow the rank by one: :math:`(u, \sigma, v)` the top singular triple of R (``torch.svd_lowrank``),
+           :math:`V \leftarrow [V, v_\perp]` with :math:`v_\perp = (I - VV^T) v / \lVert\cdot\rVert`, and
+           :math:`H \leftarrow \mathrm{projH}([H, (\sigma / p) u])` (:math:`R / p` estimates the full residual);
+        2. ``sweeps`` sweeps of the global row fit: with H fixed, each column of :math:`W` (:math:`X = H W^T`) solves its
+           small least-squares problem over the observed entries of its column, :math:`W = V R_W` (QR),
+           :math:`H \leftarrow \mathrm{projH}(H R_W^T)`; then with V fixed each row
+           :math:`h_i = \arg\min \sum_{j \in \Omega_i} (h \cdot v_j - A_{ij})^2` (normal equations
+           :math:`(\sum_j v_j v_j^T + \lambda I) h = \sum_j A_{ij} v_j`, :math:`\lambda` = 1e-8 times the mean diagonal),
+           normalised to a unit row (the projection onto the constraint);
+        3. ``stage_iterations`` RGD iterations on :math:`\mathcal{M}_h` at rank k.
+
+        Once the relative training error is below ``fitted`` the data are explained: the remaining columns are padded
+        with :math:`h = 0` and new orthonormal directions of V (the residual's top right singular vectors), which leaves
+        X unchanged. Growing on past that point is avoided on purpose: a variant that kept adding (sigma / p) u from the
+        round-off residual, refitting and re-solving ended at test errors of 3e-6 to 1e-4 (5000 x 6000, 1 %, r = 10,
+        two seeds) and 3e-3 (500 x 600, 10 %, r = 10, one seed) in our runs, likely because the problem is flat
+        along the extra directions. The true rank is never used: the data decide where the growth stops. Cost: up to
+        ``rank`` stages of O(|Omega| k) per iteration; 15-17 CPU s at 5000 x 6000, 1 %, r = 10 and about 2 s at
+        500 x 600, 10 % in our runs (one thread).
+
+        Returns ``(H, V)`` in float64 on the CPU.
+        """
+        if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= min(self.m, self.n):
+            raise ValueError(f"rank must be an int in [1, {min(self.m, self.n)}], got {rank!r}")
+        rate = len(self.pattern) / (self.m * self.n)
+        values = self.values.cpu().to(torch.float64)
+        problem = self if self.pattern.rows.device.type == "cpu" else _cpu_copy(self)
+        H = torch.zeros(self.m, 0, dtype=torch.float64)
+        V = torch.zeros(self.n, 0, dtype=torch.float64)
+        done = False
+        for k in range(1, rank + 1):
+            residual = values - (problem.pattern._raw_sample(H, V) if k > 1 else 0.0)
+            u, sigma, v = self._top_singular(residual, min(4, self.m, self.n), seed + k)
+            v = v[:, 0]
+            for _ in range(2):  # Gram-Schmidt twice: v may lie almost in span(V) once the residual is round-off
+                v = v - V @ (V.T @ v)
+            V = torch.cat([V, (v / torch.linalg.vector_norm(v))[:, None]], 1)
+            if done:
+                H = torch.cat([H, torch.zeros(self.m, 1, dtype=torch.float64)], 1)
+                continue
+            H = UnitRows().projH(torch.cat([H, (sigma[0] / rate) * u[:, :1]], 1))
+            H, V = problem._row_fit(H, V, sweeps)
+            result = solve(problem.cost, problem.manifold(k), (H, V), method="rgd", gradient_tolerance=1e-12,
+                           max_iterations=stage_iterations)
+            H, V = result.point
+            done = problem.train_error(H, V) < fitted
+        return H, V
 
 
 # -- graph similarity -------------------------------------------------------------------------------------------------
