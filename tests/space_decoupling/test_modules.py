@@ -83,3 +83,23 @@ def test_tiny_spherical_recipe_on_cuda(tmp_path):
     result = run_recipe("recipes/space_decoupling/spherical_tiny.yaml",
                         ["--trainer.default_root_dir", str(tmp_path), "--trainer.accelerator", "gpu", "--zoo.repo_id", "null"])
     assert result.module.H.is_cuda and result.metrics["test_error"] < 1e-8
+
+
+def test_from_pretrained_skips_the_data_driven_start(tmp_path, monkeypatch):
+    """Loading overwrites H and V, so the rank-continuation start (15 CPU s at the official size) is not computed;
+    the loaded weights are the saved ones, bit for bit."""
+    from zoo.space_decoupling.module import SphericalFittingModule
+    from zoo.space_decoupling.problems import SphericalFitting
+
+    config = SphericalFittingConfig(rows=60, columns=70, rank=3, true_rank=2, sample_rate=0.3, test_rate=0.1,
+                                    init="continuation", max_iterations=5)
+    module = SphericalFittingModule(config)
+    module.save_pretrained(tmp_path / "fit")
+    calls = []
+    original = SphericalFitting.initial_point
+    monkeypatch.setattr(SphericalFitting, "initial_point", lambda self, *a, **k: calls.append(k) or original(self, *a, **k))
+    loaded = zoo.from_pretrained(tmp_path / "fit")
+    assert calls == []
+    assert torch.equal(loaded.H, module.H) and torch.equal(loaded.V, module.V)
+    SphericalFittingModule(config)  # built directly, the configured start runs
+    assert calls and calls[0]["init"] == "continuation"

@@ -23,6 +23,7 @@ The config is what ``config.json`` stores (with ``zoo_class`` naming the class),
 
 from __future__ import annotations
 
+import contextvars
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -32,6 +33,16 @@ from zoo._core.config import config_from_dict, config_to_dict
 from zoo._core.registry import _register_class, class_path
 
 __all__ = ["ZooModule"]
+
+
+# True while ``from_pretrained`` builds a module whose weights it loads next: an ``__init__`` that computes an
+# expensive starting point (a fit's data-driven start) may build a cheap one of the same shape instead.
+_WEIGHTS_FOLLOW: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_weights_follow", default=False)
+
+
+def weights_follow() -> bool:
+    """Whether the module being built will have every weight overwritten by a strict load right after ``__init__``."""
+    return _WEIGHTS_FOLLOW.get()
 
 
 class ZooModule(L.LightningModule):

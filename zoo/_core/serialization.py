@@ -288,7 +288,13 @@ def load_folder(
         config = config_from_dict(cls.config_class, fields)
     except ConfigError as error:
         raise ConfigError(f"{config_path}: {error}") from None
-    module = cls(config)
+    from zoo._core.module import _WEIGHTS_FOLLOW
+
+    token = _WEIGHTS_FOLLOW.set(True)
+    try:
+        module = cls(config)
+    finally:
+        _WEIGHTS_FOLLOW.reset(token)
     if ZOO_CONFIG_KEY in data:
         _check_transformers_config(module, data, config_path)
     load_weights(module, weights, map_location)

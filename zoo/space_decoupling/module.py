@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from zoo import register_model
-from zoo._core.module import ZooModule
+from zoo._core.module import ZooModule, weights_follow
 from zoo.manifolds import FixedRowNorms, SpaceDecoupling
 from zoo.optim import OPTIMIZERS
 from zoo.space_decoupling.config import (GraphSimilarityConfig, LowRankClassifierConfig, MaxCutConfig, SphericalFittingConfig)
@@ -124,6 +124,8 @@ class SphericalFittingModule(_ManifoldFit):
         return SphericalFitting.from_data(data)
 
     def start(self):
+        if weights_follow():  # from_pretrained overwrites H and V: skip the data-driven start (15 s at the official size)
+            return super().start()
         return self.problem.initial_point(self.config.rank, seed=self.config.seed, init=self.config.init)
 
     def monitor(self):
