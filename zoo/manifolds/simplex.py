@@ -76,6 +76,8 @@ class Simplex(ZooManifold):
         return True, None
 
     def _check_vector_on_tangent(self, x, u, *, atol=1e-5, rtol=1e-5):
+        if x.shape != u.shape:
+            return False, f"u must have the shape of x {tuple(x.shape)}, got {tuple(u.shape)}"
         total = u.sum(-1)
         if not torch.allclose(total, torch.zeros_like(total), atol=atol, rtol=rtol):
             return False, f"tangent entries must sum to 0 (sum = {total.abs().max().item():.3g})"

@@ -220,6 +220,8 @@ class SymplecticStiefel(ZooManifold):
         return True, None
 
     def _check_vector_on_tangent(self, x, u, *, atol=1e-5, rtol=1e-5):
+        if x.shape != u.shape:
+            return False, f"u must have the shape of x {tuple(x.shape)}, got {tuple(u.shape)}"
         w = _t(x) @ apply_j(u)
         error = torch.linalg.matrix_norm(w - _t(w)).max().item()
         scale = (torch.linalg.matrix_norm(x) * torch.linalg.matrix_norm(u)).max().item()
