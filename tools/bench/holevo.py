@@ -220,7 +220,8 @@ def main() -> None:
     for row in rows:
         row.setdefault("command", meta["command"])
     if args.rows_from:
-        rows = merge_rows(json.loads(args.rows_from.read_text()), rows)
+        earlier = json.loads(args.rows_from.read_text())
+        rows = merge_rows(earlier["rows"] if isinstance(earlier, dict) else earlier, rows)  # a full JSON or its rows
     out = Path(args.out)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     write_markdown(out, meta, rows)
