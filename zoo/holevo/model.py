@@ -14,7 +14,8 @@ through :func:`~zoo.holevo.entropy.von_neumann_entropy`; they equal the closed f
 :math:`\partial f/\partial p_i = \langle\psi_i|A_i|\psi_i\rangle + 1/\ln 2`, :math:`\nabla_{\psi_i} f = 2 p_i A_i \psi_i`
 with :math:`A_i = \mathcal{N}^\dagger(\log_2\mathcal{N}(\bar\rho) - \log_2\mathcal{N}(\psi_i\psi_i^H))`.
 The default solver is the paper's: Riemannian gradient descent with BB steps (nonmonotone line search) and
-the bi-invariant metric on the weights.
+the bi-invariant metric on the weights, inside an active-set loop of ours that reaches optima on the boundary of
+the simplex (unused members get weight exactly 0; see :func:`holevo_capacity`).
 
 Baseline for classical-quantum channels: Blahut-Arimoto (Nagaoka 1998; Ramakrishnan, Iten, Scholz, Berta,
 arXiv 1905.01286) with the bracket :math:`I(p_k) \le \chi \le \max_x D(\sigma_x\Vert\bar\sigma_k)`.
