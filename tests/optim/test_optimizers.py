@@ -25,7 +25,7 @@ def _hermitian(d, seed):
 def test_rayleigh_quotient_on_the_complex_sphere(name):
     a = _hermitian(6, 0)
     smallest = torch.linalg.eigvalsh(a)[0].item()
-    x = geoopt.ManifoldParameter(ComplexSphere().random(6, generator=torch.Generator().manual_seed(1)), manifold=ComplexSphere())
+    x = geoopt.ManifoldParameter(ComplexSphere().random(6, dtype=torch.complex128, generator=torch.Generator().manual_seed(1)), manifold=ComplexSphere())
     optimizer = OPTIMIZERS[name]([x], max_iterations=2000, gradient_tolerance=1e-9)
     result = optimizer.minimize(lambda: (x.conj() @ a @ x).real)
     assert isinstance(result, OptimizeResult) and result.converged, result.stop_reason
@@ -45,7 +45,7 @@ def test_joint_step_on_simplex_and_sphere(name, options):
     mats = torch.stack([_hermitian(3, s) for s in range(4)])
     truth = -tau * torch.logsumexp(-torch.linalg.eigvalsh(mats)[:, 0] / tau, 0).item()
     p = geoopt.ManifoldParameter(torch.full((4,), 0.25, dtype=torch.float64), manifold=Simplex("fisher"))
-    x = geoopt.ManifoldParameter(ComplexSphere().random(4, 3, generator=torch.Generator().manual_seed(0)), manifold=ComplexSphere())
+    x = geoopt.ManifoldParameter(ComplexSphere().random(4, 3, dtype=torch.complex128, generator=torch.Generator().manual_seed(0)), manifold=ComplexSphere())
 
     def cost():
         return (p * torch.einsum("ia,iab,ib->i", x.conj(), mats, x).real).sum() + tau * (p * p.log()).sum()
@@ -62,7 +62,7 @@ def test_joint_step_on_simplex_and_sphere(name, options):
 
 def test_backward_closure_uses_finite_difference_hessian():
     a = _hermitian(5, 3)
-    x = geoopt.ManifoldParameter(ComplexSphere().random(5, generator=torch.Generator().manual_seed(2)), manifold=ComplexSphere())
+    x = geoopt.ManifoldParameter(ComplexSphere().random(5, dtype=torch.complex128, generator=torch.Generator().manual_seed(2)), manifold=ComplexSphere())
 
     def closure():  # the plain PyTorch pattern: backward inside, loss returned
         loss = (x.conj() @ a @ x).real
@@ -113,7 +113,7 @@ def test_structured_param_group_is_one_point(name):
 
 def test_hybrid_switches_to_newton():
     a = _hermitian(8, 5)
-    x = geoopt.ManifoldParameter(ComplexSphere().random(8, generator=torch.Generator().manual_seed(3)), manifold=ComplexSphere())
+    x = geoopt.ManifoldParameter(ComplexSphere().random(8, dtype=torch.complex128, generator=torch.Generator().manual_seed(3)), manifold=ComplexSphere())
     optimizer = HybridGDNewton([x], gradient_tolerance=1e-10, switch_tolerance=1e-2)
     result = optimizer.minimize(lambda: (x.conj() @ a @ x).real)
     assert result.converged and optimizer.switch_iteration is not None
@@ -143,7 +143,7 @@ class _Rayleigh(L.LightningModule):
         super().__init__()
         self.name, self.automatic_optimization = name, not manual
         self.a = _hermitian(5, 7)
-        self.x = geoopt.ManifoldParameter(ComplexSphere().random(5, generator=torch.Generator().manual_seed(0)),
+        self.x = geoopt.ManifoldParameter(ComplexSphere().random(5, dtype=torch.complex128, generator=torch.Generator().manual_seed(0)),
                                           manifold=ComplexSphere())
 
     def cost(self):
@@ -195,7 +195,7 @@ def test_trust_region_max_radius_is_sqrt_of_the_declared_dimension():
 def test_an_accepted_trial_point_is_not_evaluated_twice():
     """The gradient at an accepted line-search trial comes from that trial's graph: one closure call per trial."""
     a = _hermitian(6, 11)
-    x = geoopt.ManifoldParameter(ComplexSphere().random(6, generator=torch.Generator().manual_seed(4)), manifold=ComplexSphere())
+    x = geoopt.ManifoldParameter(ComplexSphere().random(6, dtype=torch.complex128, generator=torch.Generator().manual_seed(4)), manifold=ComplexSphere())
     calls = []
 
     def cost():

@@ -1,10 +1,15 @@
 """Holevo capacity benchmark: zoo RGD / RTR vs pymanopt 2.2.1 TrustRegions vs Blahut-Arimoto (cq channels).
 
-Run:  python tools/bench/holevo.py [--seeds 5] [--out benchmarks/holevo.json]
+Run:  python tools/bench/holevo.py [--seeds 5] [--out benchmarks/holevo.json] [--families closed random cq boundary]
 Writes JSON and a markdown table (benchmarks/holevo.md). CPU time is time.process_time of the solver call;
 medians over seeds (seed = random initial states). pymanopt uses p = x^2 on a sphere and states as real
 vectors on an oblique manifold (the formulation of docs/methods/holevo.md), exact gradients, finite-difference Hessian-vector
 products, min_gradient_norm 1e-8 and a time cap (``--max-time``).
+
+Boundary family (``--families boundary``): random cq channels whose letter states are rank-deficient (rank 1..d-1),
+d = 2..4 and 3..5 letters drawn per instance (``--boundary-instances``), so that some letters get zero weight at the
+optimum. Rows: Blahut-Arimoto (tol 1e-12) and zoo's solvers at their defaults (tol 1e-10, active set on), errors are
+gaps to Blahut-Arimoto over the instances (median and max), and how many reported converged.
 """
 
 from __future__ import annotations
@@ -21,8 +26,45 @@ from pathlib import Path
 import torch
 
 from zoo.holevo import amplitude_damping, blahut_arimoto, cq_channel, depolarizing, holevo_capacity, random_channel
-from zoo.holevo.model import channel_outputs
 from zoo.holevo.reference import amplitude_damping_chi, depolarizing_chi
+
+
+def rank_deficient_cq(instance: int) -> torch.Tensor:
+    """The boundary family's instance (the same generator as tests/holevo/test_boundary.py)."""
+    sizes = torch.Generator().manual_seed(1000 + instance)
+    d = int(torch.randint(2, 5, (1,), generator=sizes))
+    letters = int(torch.randint(3, 6, (1,), generator=sizes))
+    generator = torch.Generator().manual_seed(instance)
+    states = []
+    for _ in range(letters):
+        rank = int(torch.randint(1, d, (1,), generator=generator))
+        a = torch.randn(d, rank, dtype=torch.complex128, generator=generator)
+        rho = a @ a.mH
+        states.append(rho / rho.diagonal().sum().real)
+    return torch.stack(states)
+
+
+def boundary_rows(instances: int, methods: list[str]) -> list[dict]:
+    name = f"rank-deficient cq, d=2..4, 3..5 letters ({instances} instances)"
+    ba_runs, runs = [], {method: [] for method in methods}
+    for instance in range(instances):
+        states = rank_deficient_cq(instance)
+        started = time.process_time()
+        ba = blahut_arimoto(states, tol=1e-12)
+        ba_runs.append((ba.upper_bound - ba.capacity, time.process_time() - started, ba.iterations, ba.converged))
+        for method in methods:
+            started = time.process_time()
+            result = holevo_capacity(cq_channel(states), method=method)
+            runs[method].append((abs(result.capacity - ba.capacity), time.process_time() - started, result.iterations,
+                                 result.converged))
+            print(name, instance, method, runs[method][-1], result.stop_reason, flush=True)
+    rows = []
+    for solver, data in [("Blahut-Arimoto", ba_runs)] + [(f"zoo {m} (active set)", runs[m]) for m in methods]:
+        rows.append({"instance": name, "solver": solver, "median_abs_error": statistics.median(r[0] for r in data),
+                     "max_abs_error": max(r[0] for r in data), "median_cpu_s": statistics.median(r[1] for r in data),
+                     "median_iterations": statistics.median(r[2] for r in data),
+                     "converged": f"{sum(r[3] for r in data)}/{len(data)}"})
+    return rows
 
 
 def pymanopt_tr(kraus, seed, max_time: float = 120.0):
@@ -110,10 +152,20 @@ def main() -> None:
     parser.add_argument("--rows-from", type=Path, default=None,
                         help="JSON rows of an earlier (partial) run to keep ahead of this run's rows; each keeps its own command")
     parser.add_argument("--cq-letters", type=int, nargs="+", default=[2, 3, 4, 8], help="random cq channels: letters = output dimension")
+    parser.add_argument("--families", nargs="+", default=["closed", "random", "cq", "boundary"],
+                        choices=["closed", "random", "cq", "boundary"], help="instance families to run")
+    parser.add_argument("--boundary-instances", type=int, default=10)
+    parser.add_argument("--boundary-methods", nargs="+", default=["rgd", "newton"])
     args = parser.parse_args()
+    if "closed" not in args.families:
+        args.dims = []
+    if "random" not in args.families:
+        args.random_dims = []
+    if "cq" not in args.families:
+        args.cq_letters = []
     torch.set_num_threads(args.threads)
     noise = {2: 0.3, 3: 0.5, 4: 0.2}
-    instances = [("amplitude damping 0.5", amplitude_damping(0.5), amplitude_damping_chi(0.5)[0])]
+    instances = [("amplitude damping 0.5", amplitude_damping(0.5), amplitude_damping_chi(0.5)[0])] if "closed" in args.families else []
     instances += [(f"depolarizing d={d} q={noise.get(d, 0.3)}", depolarizing(d, noise.get(d, 0.3)), depolarizing_chi(d, noise.get(d, 0.3)))
                   for d in args.dims]
     rows = []
@@ -160,13 +212,16 @@ def main() -> None:
                      "max_abs_error": abs(riemannian.capacity - ba.capacity), "median_cpu_s": cpu,
                      "median_iterations": riemannian.iterations})
         print(rows[-2:], flush=True)
+    if "boundary" in args.families:
+        rows += boundary_rows(args.boundary_instances, args.boundary_methods)
     meta = {"command": "python tools/bench/holevo.py " + " ".join(sys.argv[1:]), "load_average": os.getloadavg(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "note": "errors vs closed forms; random channels: gap to the best value any solver reached on the seed; BA rows: its own bracket width; cq zoo row: gap to BA"}
     for row in rows:
         row.setdefault("command", meta["command"])
     if args.rows_from:
-        rows = merge_rows(json.loads(args.rows_from.read_text()), rows)
+        earlier = json.loads(args.rows_from.read_text())
+        rows = merge_rows(earlier["rows"] if isinstance(earlier, dict) else earlier, rows)  # a full JSON or its rows
     out = Path(args.out)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     write_markdown(out, meta, rows)
@@ -184,11 +239,13 @@ def write_markdown(out: Path, meta: dict, rows: list[dict]) -> None:
     lines = ["# Holevo capacity benchmark\n", f"Medians over seeds; CPU = process time; {meta['threads']} torch thread(s); "
              f"load average {meta['load_average'][0]:.2f} at the end (a shared machine: compare times within a row group). "
              "Errors: against closed forms (depolarizing, amplitude damping); random channels: gap to the best value any "
-             "solver reached on the same seed; Blahut-Arimoto rows: its own bracket width; cq zoo rows: gap to Blahut-Arimoto. "
+             "solver reached on the same seed; Blahut-Arimoto rows: its own bracket width; cq zoo rows (random and rank-deficient "
+             "cq): gap to Blahut-Arimoto; converged: instances reported converged (boundary family only). "
              "Rows come from:\n"] + [f"- `{c}`" for c in commands] + ["",
-             "| instance | solver | median abs error | max abs error | median CPU s | median iterations |", "|---|---|---|---|---|---|"]
+             "| instance | solver | median abs error | max abs error | median CPU s | median iterations | converged |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['instance']} | {r['solver']} | {r['median_abs_error']:.2e} | {r['max_abs_error']:.2e} | "
-              f"{r['median_cpu_s']:.3f} | {r['median_iterations']} |" for r in rows]
+              f"{r['median_cpu_s']:.3f} | {r['median_iterations']} | {r.get('converged', '')} |" for r in rows]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -14,7 +14,8 @@ through :func:`~zoo.holevo.entropy.von_neumann_entropy`; they equal the closed f
 :math:`\partial f/\partial p_i = \langle\psi_i|A_i|\psi_i\rangle + 1/\ln 2`, :math:`\nabla_{\psi_i} f = 2 p_i A_i \psi_i`
 with :math:`A_i = \mathcal{N}^\dagger(\log_2\mathcal{N}(\bar\rho) - \log_2\mathcal{N}(\psi_i\psi_i^H))`.
 The default solver is the paper's: Riemannian gradient descent with BB steps (nonmonotone line search) and
-the bi-invariant metric on the weights.
+the bi-invariant metric on the weights, inside an active-set loop of ours that reaches optima on the boundary of
+the simplex (unused members get weight exactly 0; see :func:`holevo_capacity`).
 
 Baseline for classical-quantum channels: Blahut-Arimoto (Nagaoka 1998; Ramakrishnan, Iten, Scholz, Berta,
 arXiv 1905.01286) with the bracket :math:`I(p_k) \le \chi \le \max_x D(\sigma_x\Vert\bar\sigma_k)`.
@@ -35,7 +36,7 @@ from zoo.manifolds import ComplexSphere, Simplex
 from zoo.optim import OPTIMIZERS
 
 __all__ = ["BlahutArimotoResult", "HolevoResult", "blahut_arimoto", "channel_outputs", "holevo_capacity", "holevo_cost",
-           "holevo_quantity"]
+           "holevo_quantity", "member_divergences"]
 
 
 def channel_outputs(kraus: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
@@ -77,29 +78,200 @@ class HolevoResult:
 
 def _initial_point(d_in: int, members: int, seed: int, metric: str):
     generator = torch.Generator().manual_seed(seed)
-    weights = geoopt.ManifoldParameter(torch.full((members,), 1.0 / members, dtype=torch.float64), manifold=Simplex(metric))
+    weights = torch.full((members,), 1.0 / members, dtype=torch.float64)
+    states = ComplexSphere(real_view=True).random(members, d_in, 2, dtype=torch.float64, generator=generator)
+    return weights, states.detach().as_subclass(torch.Tensor).clone()
+
+
+def _log2_support(rho: torch.Tensor) -> torch.Tensor:
+    """:math:`\\log_2\\rho` with eigenvalues at or below round-off floored at 1e-300 (the entropy module's kernel rule)."""
+    values, vectors = torch.linalg.eigh(rho)
+    values = torch.where(values > _kernel_threshold(values), values, torch.full_like(values, 1e-300))
+    return (vectors * torch.log2(values).to(vectors.dtype)) @ vectors.mH
+
+
+def member_divergences(kraus: torch.Tensor, weights: torch.Tensor, states: torch.Tensor, average=None) -> torch.Tensor:
+    """:math:`D(\\mathcal{N}(\\psi_i\\psi_i^H)\\Vert\\mathcal{N}(\\bar\\rho))` in bits for complex ``states [m, d_in]``.
+
+    Donald's identity gives :math:`\\chi = \\sum_i p_i D_i`; at an optimal ensemble :math:`D_i = \\chi` on the
+    support and :math:`D_i \\le \\chi` for every pure input (the KKT conditions of the concave problem in p, and
+    the divergence-radius bound over states). ``average`` overrides :math:`\\mathcal{N}(\\bar\\rho)`.
+    """
+    outputs = channel_outputs(kraus, states)
+    if average is None:
+        average = torch.einsum("m,mab->ab", weights.to(outputs.dtype), outputs)
+    log_average = _log2_support(average)
+    cross = torch.einsum("mab,ba->m", outputs, log_average).real
+    return -von_neumann_entropy(outputs) - cross
+
+
+def _price(kraus: torch.Tensor, average: torch.Tensor, starts: torch.Tensor, iterations: int = 300) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local ascent of :math:`\\psi \\mapsto D(\\mathcal{N}(\\psi\\psi^H)\\Vert\\mathcal{N}(\\bar\\rho))` from each start
+    (real views ``[k, d_in, 2]``), all at once; returns ``(states, divergences in bits)``."""
     sphere = ComplexSphere(real_view=True)
-    states = geoopt.ManifoldParameter(sphere.random(members, d_in, 2, dtype=torch.float64, generator=generator), manifold=sphere)
-    return weights, states
+    psi = geoopt.ManifoldParameter(starts.detach().as_subclass(torch.Tensor).clone(), manifold=sphere)
+    log_average = _log2_support(average).detach()
+
+    def closure():
+        outputs = channel_outputs(kraus, torch.view_as_complex(psi))
+        return (von_neumann_entropy(outputs) + torch.einsum("mab,ba->m", outputs, log_average).real).sum()
+
+    optimizer = OPTIMIZERS["rgd"]([psi], max_iterations=iterations, gradient_tolerance=1e-9)
+    optimizer.minimize(closure)
+    with torch.no_grad():
+        found = torch.view_as_complex(psi.detach().clone())
+        return psi.detach().clone(), member_divergences(kraus, None, found, average=average)
+
+
+def _kernel_threshold(values: torch.Tensor) -> torch.Tensor:
+    return values.shape[-1] * torch.finfo(values.dtype).eps * values.abs().amax(-1, keepdim=True).clamp_min(1e-300)
+
+
+def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int, max_iterations: int, progress: bool,
+           active_set: bool, check_every: int = 50, max_rounds: int = 200):
+    """One seeded start of :func:`holevo_capacity` (see its docstring for the active-set rule)."""
+    d_in = kraus.shape[2]
+    p, s = _initial_point(d_in, members, seed, metric)
+    active = list(range(members))
+    counts = {"iterations": 0, "cost": 0, "time": 0.0, "process_time": 0.0}
+    stop_reason, converged, gradient_norm, cost_value = "", False, math.nan, math.nan
+    rounds = 0
+    generator = torch.Generator().manual_seed(seed + 7919)
+    while True:
+        rounds += 1
+        weights = geoopt.ManifoldParameter(p[active] / p[active].sum(), manifold=Simplex(metric))
+        states = geoopt.ManifoldParameter(s[active].clone(), manifold=ComplexSphere(real_view=True))
+
+        def closure():  # graph-attached cost: autograd gives exact gradients and Hessian-vector products
+            return holevo_cost(kraus, weights, torch.view_as_complex(states))
+
+        optimizer = OPTIMIZERS[method]([weights, states], max_iterations=max(max_iterations - counts["iterations"], 0),
+                                       gradient_tolerance=tol)
+        leaving: list[int] = []
+        while not optimizer.stopped:
+            optimizer.step(closure)
+            if (active_set and not optimizer.stopped and optimizer.iterations % check_every == 0
+                    and len(active) > 2):
+                leaving = _leaving(kraus, weights.detach(), torch.view_as_complex(states.detach()))
+                if leaving:
+                    break
+        record = optimizer.result
+        counts["iterations"] += record.iterations
+        counts["cost"] += record.cost_evaluations
+        counts["time"] += record.wall_time
+        counts["process_time"] += record.process_time
+        with torch.no_grad():
+            p = torch.zeros_like(p)
+            p[active] = weights.detach()
+            s[active] = states.detach()
+        gradient_norm, cost_value = record.gradient_norm, record.cost
+        if leaving:
+            keep = [i for k, i in enumerate(active) if k not in leaving]
+            for k in leaving:
+                p[active[k]] = 0.0
+            active = keep
+            if rounds < max_rounds and counts["iterations"] < max_iterations:
+                continue
+            stop_reason = f"active-set rounds exhausted ({rounds} rounds, {counts['iterations']} iterations)"
+            break
+        if not record.converged:
+            stop_reason = record.stop_reason or "stopped"
+            break
+        inactive = [i for i in range(members) if i not in active]
+        if not active_set or not inactive:
+            stop_reason, converged = record.stop_reason, True
+            break
+        # KKT re-check of the dropped members: can any pure input raise chi (D > chi)? Ascend D from their states
+        # and from as many fresh random states, all at once.
+        chi = -cost_value
+        with torch.no_grad():
+            average = torch.einsum("m,mab->ab", p.to(kraus.dtype), channel_outputs(kraus, torch.view_as_complex(s)))
+        fresh = ComplexSphere(real_view=True).random(len(inactive), d_in, 2, dtype=torch.float64, generator=generator)
+        basis = torch.view_as_real(torch.eye(d_in, dtype=kraus.dtype))  # the input basis (the letters of a cq channel)
+        candidates, divergence = _price(kraus, average, torch.cat([s[inactive], fresh, basis]))
+        margin = 1e-9 * max(1.0, abs(chi))
+        order = torch.argsort(divergence, descending=True).tolist()
+        entering = [k for k in order if float(divergence[k]) > chi + margin][:len(inactive)]
+        if not entering or rounds >= max_rounds or counts["iterations"] >= max_iterations:
+            stop_reason, converged = record.stop_reason, True
+            if entering:
+                converged = False
+                stop_reason = (f"active-set rounds exhausted with a KKT violation (a pure input has D - chi = "
+                               f"{float(divergence[entering[0]]) - chi:.3g} bits)")
+            else:
+                stop_reason += f"; KKT: dropped members have D - chi <= {float(divergence.max()) - chi:.3g} bits"
+            break
+        for slot, k in zip(inactive, entering):
+            s[slot] = candidates[k]
+            p[slot] = 0.01 / len(entering)
+            active.append(slot)
+        active.sort()
+    return p, s, counts, stop_reason, converged, gradient_norm, cost_value
+
+
+def _leaving(kraus, weights: torch.Tensor, states: torch.Tensor) -> list[int]:
+    """Members that the KKT conditions say leave the support: small weight and :math:`D_i < \\chi`.
+
+    Rule (after Bertsekas' epsilon-active sets for projected Newton; thresholds ours): drop i when
+    :math:`D_i < \\chi` and either :math:`p_i \\le \\min(10^{-2}, 10^{-1}(\\chi - D_i))` or
+    :math:`\\chi - D_i > 3\\max_j (D_j - \\chi)` with that max below 1e-3 bits (its deficit dwarfs the non-stationarity of the rest; at an
+    optimum :math:`D_j = \\chi` on the support), never below two members. A wrong drop is undone by the re-check
+    that follows convergence.
+    """
+    with torch.no_grad():
+        divergence = member_divergences(kraus, weights, states)
+        chi = float((weights * divergence).sum())
+        gap = chi - divergence
+        # how far the members above the mean are from stationarity (0 at an optimum: D_i = chi on the support)
+        spread = float((-gap).clamp_min(0).max())
+        small = weights <= torch.clamp(0.1 * gap, max=1e-2)
+        clear = (gap > 3 * spread) & (spread < 1e-3)
+        candidates = ((small | clear) & (gap > 0)).nonzero().flatten().tolist()
+    room = weights.numel() - 2
+    candidates.sort(key=lambda k: float(weights[k]))
+    return candidates[:max(room, 0)]
 
 
 def holevo_capacity(kraus, *, method: str = "rgd", tol: float = 1e-10, seed: int = 0, members: int | None = None,
                     max_iterations: int = 20000, metric: str = "bi_invariant", restarts: int = 1,
-                    progress: bool = False) -> HolevoResult:
+                    progress: bool = False, active_set: bool = True) -> HolevoResult:
     """Holevo capacity :math:`\\chi(\\mathcal{N})` (bits) of the channel with Kraus operators ``kraus``.
+
+    **Boundary optima (active set).** Optimal ensembles often use fewer members than ``members`` (rank-deficient
+    outputs, cq channels whose letters go unused): the optimum sits on the boundary of the simplex, where the
+    open-simplex metrics put it infinitely far away, so plain Riemannian descent approaches it sublinearly
+    (with the bi-invariant metric a weight decays like 1/k). We therefore run a face-restricted active-set
+    method rather than a multiplicative (Blahut-Arimoto-like) finishing step, because the active set keeps the
+    chosen Riemannian method and its rate on the face, and certifies the result:
+
+    * every ``50`` iterations, members with :math:`p_i \\le \\min(10^{-2}, 10^{-1}(\\chi - D_i))` and
+      :math:`D_i < \\chi` (:func:`member_divergences`, Donald's identity; this is the sign of the Lagrangian
+      gradient) are dropped: their weight is set to exactly 0 and the method restarts on the face of the
+      remaining members (never fewer than two);
+    * when the method converges on the face (Riemannian gradient norm <= ``tol``), the KKT conditions of the
+      dropped members are re-checked: :math:`D(\\mathcal{N}(\\psi\\psi^H)\\Vert\\mathcal{N}(\\bar\\rho))` is
+      ascended from each dropped member's state, as many random states and the input basis vectors (the
+      letters of a cq channel, where D is convex in the letter distribution, so these starts make the check exact); inputs with
+      :math:`D > \\chi + 10^{-9}` re-enter with a small weight and the method continues. ``converged`` is True
+      only when the face problem converged and no re-check found a violation (a local certificate: the
+      ascent is local).
+
+    ``active_set=False`` runs the plain method on the open simplex.
 
     Args:
         kraus: a sequence of complex ``[d_out, d_in]`` matrices or a stacked ``[k, d_out, d_in]`` tensor (CPTP).
         method: ``"rgd"`` (paper's BB gradient descent), ``"rcg"``, ``"newton"``, ``"trust_region"`` or ``"hybrid"``.
+            Second-order methods get exact Hessian-vector products by double backward through the entropy.
         tol: stop when the Riemannian gradient norm is at most ``tol``.
         seed: seeds the random initial states (weights start uniform).
         members: ensemble size m (default :math:`d_{in}^2`, always sufficient).
-        max_iterations: iteration cap per restart.
+        max_iterations: iteration cap per restart (all active-set rounds together).
         metric: simplex metric, ``"bi_invariant"`` (paper) or ``"fisher"``.
         restarts: best of this many seeded starts (``seed``, ``seed + 1``, ...).
+        active_set: drop members leaving the support and re-check them (above).
 
     Returns:
-        :class:`HolevoResult`.
+        :class:`HolevoResult`; dropped members have probability exactly 0.
 
     Example::
 
@@ -110,37 +282,24 @@ def holevo_capacity(kraus, *, method: str = "rgd", tol: float = 1e-10, seed: int
     kraus = kraus_operators(kraus)
     if method not in OPTIMIZERS:
         raise ValueError(f"method must be one of {sorted(OPTIMIZERS)}, got {method!r}")
+    if metric not in ("bi_invariant", "fisher"):
+        raise ValueError(f"metric must be 'bi_invariant' or 'fisher', got {metric!r}")
     if tol <= 0:
         raise ValueError(f"tol must be > 0, got {tol}")
     if restarts < 1:
         raise ValueError(f"restarts must be >= 1, got {restarts}")
     d_in = kraus.shape[2]
-    members = members or d_in * d_in
+    members = d_in * d_in if members is None else members
     if members < 1:
         raise ValueError(f"members must be >= 1, got {members}")
-    second_order = method in ("newton", "trust_region", "hybrid")
     best = None
     for restart in range(restarts):
-        weights, states = _initial_point(d_in, members, seed + restart, metric)
-
-        def cost():
-            return holevo_cost(kraus, weights, torch.view_as_complex(states))
-
-        def closure():
-            loss = cost()
-            if second_order:  # entropy is differentiable once: Hessian-vector products by finite differences
-                loss.backward()
-                return loss.detach()
-            return loss
-
-        optimizer = OPTIMIZERS[method]([weights, states], max_iterations=max_iterations, gradient_tolerance=tol)
-        record = optimizer.minimize(closure, progress=progress)
+        p, s, counts, stop_reason, converged, gradient_norm, cost_value = _solve(
+            kraus, method, metric, tol, seed + restart, members, max_iterations, progress, active_set)
         result = HolevoResult(
-            capacity=-record.cost, probabilities=weights.detach().clone(),
-            states=torch.view_as_complex(states.detach().clone()), iterations=record.iterations,
-            converged=record.converged, gradient_norm=record.gradient_norm, stop_reason=record.stop_reason or "",
-            time=record.wall_time, process_time=record.process_time, method=method,
-            cost_evaluations=record.cost_evaluations,
+            capacity=-cost_value, probabilities=p, states=torch.view_as_complex(s.clone()),
+            iterations=counts["iterations"], converged=converged, gradient_norm=gradient_norm, stop_reason=stop_reason or "",
+            time=counts["time"], process_time=counts["process_time"], method=method, cost_evaluations=counts["cost"],
         )
         if best is None or result.capacity > best.capacity:
             best = result

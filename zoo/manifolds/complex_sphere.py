@@ -19,6 +19,7 @@ use this form. The normalisation retraction is second order.
 
 from __future__ import annotations
 
+import geoopt
 import torch
 
 from zoo.manifolds.base import ZooManifold
@@ -51,18 +52,33 @@ class ComplexSphere(ZooManifold):
             return out
         return (u * v).sum(-1, keepdim=keepdim)
 
-    def _check_kind(self, x: torch.Tensor) -> None:
-        if self.real_view and (x.is_complex() or x.shape[-1] != 2):
-            raise ValueError(f"ComplexSphere(real_view=True) needs real (..., d, 2) tensors, got {x.dtype} {tuple(x.shape)}")
+    def _check_shape(self, shape, name):
+        if len(shape) < self.ndim:
+            return False, f"{name} needs at least {self.ndim} dims, got shape {tuple(shape)}"
+        if self.real_view and shape[-1] != 2:
+            return False, f"ComplexSphere(real_view=True) needs {name} of shape (..., d, 2), got {tuple(shape)}"
+        return True, None
+
+    def _kind_error(self, x: torch.Tensor):
+        if self.real_view and x.is_complex():
+            return f"ComplexSphere(real_view=True) needs real (..., d, 2) tensors, got {x.dtype}"
+        return None
 
     def _check_point_on_manifold(self, x, *, atol=1e-5, rtol=1e-5):
-        self._check_kind(x)
+        error = self._kind_error(x)
+        if error is not None:
+            return False, error
         norm2 = self._re_dot(x, x, keepdim=False)
         if not torch.allclose(norm2, torch.ones_like(norm2), atol=atol, rtol=rtol):
             return False, f"|x|^2 - 1 = {(norm2 - 1).abs().max().item():.3g}"
         return True, None
 
     def _check_vector_on_tangent(self, x, u, *, atol=1e-5, rtol=1e-5):
+        error = self._kind_error(x) or self._kind_error(u)
+        if error is not None:
+            return False, error
+        if x.shape != u.shape:
+            return False, f"u must have the shape of x {tuple(x.shape)}, got {tuple(u.shape)}"
         dot = self._re_dot(x, u, keepdim=False)
         if not torch.allclose(dot, torch.zeros_like(dot), atol=atol, rtol=rtol):
             return False, f"Re<x, u> = {dot.abs().max().item():.3g}"
@@ -88,14 +104,25 @@ class ComplexSphere(ZooManifold):
         return self.proju(x, ehess) - self._re_dot(x, egrad) * u
 
     def random(self, *size, dtype=None, device=None, generator=None, **kwargs):
-        """A Haar-random unit vector (normalised complex Gaussian)."""
+        """A Haar-random unit vector (normalised complex Gaussian), a ``ManifoldTensor`` in torch's default dtype
+        (real view) or its complex counterpart unless ``dtype`` is given."""
         if self.real_view:
             if not size or size[-1] != 2:
                 raise ValueError(f"ComplexSphere(real_view=True).random needs size (..., d, 2), got {size}")
-            sample = torch.randn(*size, dtype=dtype or torch.float64, device=device, generator=generator)
+            sample = torch.randn(*size, dtype=dtype or torch.get_default_dtype(), device=device, generator=generator)
         else:
-            dtype = dtype or torch.complex128
+            dtype = dtype or torch.get_default_dtype().to_complex()
             if not dtype.is_complex:
                 raise ValueError(f"ComplexSphere points are complex; got dtype {dtype} (use real_view=True for real views)")
             sample = torch.randn(*size, dtype=dtype, device=device, generator=generator)
-        return self.projx(sample)
+        return geoopt.ManifoldTensor(self.projx(sample), manifold=self)
+
+    def origin(self, *size, dtype=None, device=None, **kwargs):
+        """The first basis vector :math:`e_1` (size ``(..., d)``, or ``(..., d, 2)`` in real view)."""
+        if self.real_view:
+            base = torch.zeros(*size, dtype=dtype or torch.get_default_dtype(), device=device)
+            base[..., 0, 0] = 1
+        else:
+            base = torch.zeros(*size, dtype=dtype or torch.get_default_dtype().to_complex(), device=device)
+            base[..., 0] = 1
+        return geoopt.ManifoldTensor(base, manifold=self)

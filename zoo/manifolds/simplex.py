@@ -24,6 +24,7 @@ Riemannian submanifold of that orthant). Both retractions are first order and ne
 
 from __future__ import annotations
 
+import geoopt
 import torch
 
 from zoo.manifolds.base import ZooManifold
@@ -38,6 +39,12 @@ class Simplex(ZooManifold):
 
     Args:
         metric: ``"fisher"`` (:math:`\\sum u_i v_i / p_i`) or ``"bi_invariant"`` (:math:`\\sum u_i v_i / p_i^2`).
+
+    **Which optimizer.** The Riemannian gradient scales like :math:`p` (Fisher) or :math:`p^2` (bi-invariant),
+    so geoopt's ``RiemannianSGD`` with a plain learning rate barely moves (feasible, but steps of order
+    ``lr * p^2``). Use :mod:`zoo.optim` (``RiemannianGD``: Barzilai-Borwein steps adapt to the metric), or
+    geoopt's ``RiemannianAdam`` (its second moment uses ``component_inner``, which normalises that scale); with
+    ``RiemannianSGD`` prefer the Fisher metric and a learning rate of order 1 / (gradient spread).
 
     Example::
 
@@ -69,6 +76,8 @@ class Simplex(ZooManifold):
         return True, None
 
     def _check_vector_on_tangent(self, x, u, *, atol=1e-5, rtol=1e-5):
+        if x.shape != u.shape:
+            return False, f"u must have the shape of x {tuple(x.shape)}, got {tuple(u.shape)}"
         total = u.sum(-1)
         if not torch.allclose(total, torch.zeros_like(total), atol=atol, rtol=rtol):
             return False, f"tangent entries must sum to 0 (sum = {total.abs().max().item():.3g})"
@@ -96,7 +105,17 @@ class Simplex(ZooManifold):
         return self.proju(x, self._weight(x) * u)
 
     def projx(self, x):
-        x = x.clamp_min(torch.finfo(x.dtype).tiny)
+        """Entries below ``eps`` times the total of the positive part are raised to that floor, then normalised.
+
+        A floor of ``tiny`` (1e-308) would pass the point check while the metric's 1/p or 1/p^2 overflows; with
+        ``eps`` every weight is at least about ``eps / m``, so unit tangent entries give inner products of at most
+        about :math:`(m/\epsilon)^2` (finite in float32 and float64). An all-nonpositive input maps to the centre.
+        """
+        positive = x.clamp_min(0)
+        total = positive.sum(-1, keepdim=True)
+        centre = torch.full_like(x, 1.0 / x.shape[-1])
+        x = torch.where(total > 0, positive / torch.where(total > 0, total, torch.ones_like(total)), centre)
+        x = x.clamp_min(torch.finfo(x.dtype).eps)
         return x / x.sum(-1, keepdim=True)
 
     def retr(self, x, u):
@@ -126,7 +145,9 @@ class Simplex(ZooManifold):
             raise ValueError(f"Simplex points need a last dimension >= 2, got size {size}")
         sample = torch.empty(*size, dtype=dtype or torch.get_default_dtype(), device=device)
         sample.exponential_(generator=generator)
-        return sample / sample.sum(-1, keepdim=True)
+        return geoopt.ManifoldTensor(sample / sample.sum(-1, keepdim=True), manifold=self)
 
     def origin(self, *size, dtype=None, device=None, **kwargs):
-        return torch.full(size, 1.0 / size[-1], dtype=dtype, device=device)
+        """The centre of the simplex (uniform weights)."""
+        return geoopt.ManifoldTensor(torch.full(size, 1.0 / size[-1], dtype=dtype or torch.get_default_dtype(), device=device),
+                                     manifold=self)

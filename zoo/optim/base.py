@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
@@ -69,6 +69,7 @@ class RiemannianOptimizer(torch.optim.Optimizer):
         self.stop_reason: str | None = None
         self.history: list[dict[str, float]] = []
         self.counts = {"cost": 0, "gradient": 0, "hvp": 0}
+        self.fd_underflows = 0  # finite-difference Hessian-vector products skipped because the step would underflow
         self._process_time = 0.0
         self._wall_time = 0.0
         self._cache: dict | None = None  # point, cost, egrad, rgrad at the current point
@@ -257,6 +258,11 @@ class RiemannianOptimizer(torch.optim.Optimizer):
             if size == 0:
                 return [torch.zeros_like(ui) for ui in u]
             h = 1e-5 / size
+            if not (math.isfinite(size) and h >= 1e-150):
+                # the step would underflow (e.g. a Fisher-metric norm at weights near 1e-308): no curvature
+                # information; a zero product makes truncated CG fall back to the gradient direction
+                self.fd_underflows += 1
+                return [torch.zeros_like(ui) for ui in u]
             _, _, g_plus, _ = self.evaluate(closure, self.retr(x, u, h))
             plus = self.transp(self.retr(x, u, h), x, g_plus)
             _, _, g_minus, _ = self.evaluate(closure, self.retr(x, u, -h))

@@ -19,7 +19,6 @@ Direct computation (the oracle): with :math:`M = L L^T` (Cholesky), :math:`JM` i
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import geoopt
 import torch
@@ -105,7 +104,7 @@ def _run(cost, ehess, x0: torch.Tensor, manifold: SymplecticStiefel, method: str
          max_iterations: int, progress: bool) -> MinTraceResult:
     if method not in OPTIMIZERS:
         raise ValueError(f"method must be one of {sorted(OPTIMIZERS)}, got {method!r}")
-    x = geoopt.ManifoldParameter(x0.clone(), manifold=manifold)
+    x = geoopt.ManifoldParameter(torch.as_tensor(x0).detach().as_subclass(torch.Tensor).clone(), manifold=manifold)
     options = {"ehess": ehess} if method in ("newton", "trust_region", "hybrid") else {}
     optimizer = OPTIMIZERS[method]([x], max_iterations=max_iterations, gradient_tolerance=0.0, **options)
     optimizer.gradient_tolerance = tol * scale
@@ -119,17 +118,17 @@ def _run(cost, ehess, x0: torch.Tensor, manifold: SymplecticStiefel, method: str
     )
 
 
-def _manifold(n: int, p: int, metric: str, rho: float) -> SymplecticStiefel:
+def _manifold(n: int, p: int, metric: str, rho: float, alpha: float = 1.0, beta: float = 0.5) -> SymplecticStiefel:
     if not isinstance(p, int) or p < 1:
         raise ValueError(f"p must be a positive int, got {p!r}")
     if p > n:
         raise ValueError(f"p must be <= n, got p={p} > n={n}")
-    return SymplecticStiefel(n, p, metric, rho=rho)
+    return SymplecticStiefel(n, p, metric, rho=rho, alpha=alpha, beta=beta)
 
 
 def min_trace(m: torch.Tensor, p: int, *, method: str = "newton", metric: str = "euclidean", rho: float = 1.0,
-              tol: float = 1e-10, seed: int = 0, max_iterations: int = 5000, x0: torch.Tensor | None = None,
-              progress: bool = False) -> MinTraceResult:
+              alpha: float = 1.0, beta: float = 0.5, tol: float = 1e-10, seed: int = 0, max_iterations: int = 5000,
+              x0: torch.Tensor | None = None, progress: bool = False) -> MinTraceResult:
     """Minimise :math:`\\mathrm{tr}(X^T M X)` over :math:`\\mathrm{Sp}(2p, 2n)`; the minimum is :math:`2\\sum_{j\\le p} d_j`.
 
     Args:
@@ -137,6 +136,7 @@ def min_trace(m: torch.Tensor, p: int, *, method: str = "newton", metric: str = 
         p: number of symplectic eigenvalues (1 <= p <= n).
         method: ``"newton"`` (truncated CG), ``"hybrid"`` (RGD then Newton), ``"trust_region"``, ``"rgd"`` or ``"rcg"``.
         metric: manifold metric (``"euclidean"``, ``"canonical_like"``, ``"tractable"``).
+        rho: canonical-like metric parameter; alpha, beta: tractable metric parameters (see ``SymplecticStiefel``).
         tol: stop when the gradient norm is at most ``tol * max(1, |M|_F)`` (scale-free; round-off in the
             gradient is about ``1e-16 |M|_F``).
         seed: seeds the random start (ignored when ``x0`` is given).
@@ -152,27 +152,28 @@ def min_trace(m: torch.Tensor, p: int, *, method: str = "newton", metric: str = 
     """
     m = check_spd(m)
     n = m.shape[0] // 2
-    manifold = _manifold(n, p, metric, rho)
+    manifold = _manifold(n, p, metric, rho, alpha, beta)
     if x0 is None:
-        x0 = manifold.random(generator=torch.Generator().manual_seed(seed))
+        x0 = manifold.random(dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     elif not manifold.check_point_on_manifold(x0, atol=1e-8):
         raise ValueError(f"x0 is not on Sp({2 * p}, {2 * n})")
     return _run(lambda x: torch.trace(x.T @ m @ x), lambda xs, us: [2 * m @ us[0]], x0, manifold, method, tol,
                 max(1.0, torch.linalg.matrix_norm(m).item()), max_iterations, progress)
 
 
-def nearest_symplectic(a: torch.Tensor, *, method: str = "newton", metric: str = "euclidean", tol: float = 1e-10,
-                       max_iterations: int = 5000) -> MinTraceResult:
+def nearest_symplectic(a: torch.Tensor, *, method: str = "newton", metric: str = "euclidean", rho: float = 1.0,
+                       alpha: float = 1.0, beta: float = 0.5, tol: float = 1e-10, max_iterations: int = 5000) -> MinTraceResult:
     """The point of :math:`\\mathrm{Sp}(2p, 2n)` nearest to ``a`` ``[2n, 2p]`` in the Frobenius norm (a local minimiser).
 
     Minimises :math:`\\lVert X - A\\rVert_F^2` from the symplectic Gram-Schmidt of A (exact when A is already
-    symplectic). ``value`` is the squared distance.
+    symplectic). ``value`` is the squared distance. ``metric``, ``rho``, ``alpha`` and ``beta`` choose the manifold
+    metric as in :func:`min_trace` (the minimiser does not depend on them; the path does).
     """
     a = torch.as_tensor(a, dtype=torch.float64)
     if a.dim() != 2 or a.shape[0] % 2 or a.shape[1] % 2:
         raise ValueError(f"a must be a [2n, 2p] matrix, got shape {tuple(a.shape)}")
     n, p = a.shape[0] // 2, a.shape[1] // 2
-    manifold = _manifold(n, p, metric, 1.0)
+    manifold = _manifold(n, p, metric, rho, alpha, beta)
     x0 = symplectic_gram_schmidt(a)
     return _run(lambda x: ((x - a) ** 2).sum(), lambda xs, us: [2 * us[0]], x0, manifold, method, tol,
                 max(1.0, torch.linalg.matrix_norm(a).item()), max_iterations, False)

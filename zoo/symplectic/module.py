@@ -68,7 +68,7 @@ class SymplecticModule(ZooModule):
         matrix, _, _ = planted_spd_matrix(c.n, seed=c.matrix_seed)
         self.register_buffer("matrix", matrix, persistent=False)
         manifold = SymplecticStiefel(c.n, c.p, c.metric, rho=c.rho)
-        start = manifold.random(generator=torch.Generator().manual_seed(c.seed))
+        start = manifold.random(dtype=torch.float64, generator=torch.Generator().manual_seed(c.seed))
         self.point = geoopt.ManifoldParameter(start, manifold=manifold)
 
     def forward(self) -> torch.Tensor:
