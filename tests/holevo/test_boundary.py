@@ -141,3 +141,10 @@ def test_finite_difference_hvp_does_not_divide_by_an_underflowed_step():
     u = [torch.tensor([1e5, -1e5, 0.0], dtype=torch.float64)]
     product = hvp(u)
     assert all(torch.isfinite(p).all() for p in product) and optimizer.fd_underflows == 1
+
+
+def test_progress_bar_follows_the_active_set_rounds(capsys):
+    """``progress=True`` shows a bar again (the active-set loop had dropped it): it reaches the total iteration count."""
+    result = holevo_capacity(cq_channel(instance(0)), progress=True)
+    err = capsys.readouterr().err
+    assert "holevo rgd" in err and f"{result.iterations}/" in err, err[-300:]

@@ -137,6 +137,11 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
     stop_reason, converged, gradient_norm, cost_value = "", False, math.nan, math.nan
     rounds = 0
     generator = torch.Generator().manual_seed(seed + 7919)
+    bar = None
+    if progress:  # one bar over every active-set round: iterations so far, active members, cost
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iterations, desc=f"holevo {method}", leave=False)
     while True:
         rounds += 1
         weights = geoopt.ManifoldParameter(p[active] / p[active].sum(), manifold=Simplex(metric))
@@ -150,6 +155,11 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
         leaving: list[int] = []
         while not optimizer.stopped:
             optimizer.step(closure)
+            if bar is not None:
+                bar.n = counts["iterations"] + optimizer.iterations
+                bar.set_postfix(members=len(active), cost=optimizer.history[-1]["cost"] if optimizer.history else None,
+                                refresh=False)
+                bar.refresh()
             if (active_set and not optimizer.stopped and optimizer.iterations % check_every == 0
                     and len(active) > 2):
                 leaving = _leaving(kraus, weights.detach(), torch.view_as_complex(states.detach()))
@@ -206,6 +216,8 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
             p[slot] = 0.01 / len(entering)
             active.append(slot)
         active.sort()
+    if bar is not None:
+        bar.close()
     return p, s, counts, stop_reason, converged, gradient_norm, cost_value
 
 
