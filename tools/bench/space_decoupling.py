@@ -427,7 +427,7 @@ def continuation_section(path: Path) -> list[str]:
              "Every arm above starts from the official experiments' oracle warm start (`planted_columns`, columns of the planted "
              "A). The default start of `SphericalFittingConfig`, rank continuation from the observed entries only "
              f"(`init=\"continuation\"`), and the working ranks r = 8, 10 were measured in a separate run, "
-             f"[{path.with_suffix('.md').name}]({path.with_suffix('.md').name}) (command there; zoo RGD only, pymanopt "
+             f"`benchmarks/{path.with_suffix('.md').name}` (command there; zoo RGD only, pymanopt "
              "not rerun; CPU times of the continuation arm include its start). This section was added by "
              f"`python tools/bench/space_decoupling.py --render benchmarks/space_decoupling.json --see-also {path.as_posix()}`, "
              "which rewrites this report from the saved run above. Runs at the 1e-8 test-error target:", ""]
