@@ -65,3 +65,20 @@ def test_bad_widths_give_clear_errors():
         voigt_profile(x, 0.0, 0.1)
     with pytest.raises(ValueError, match="gamma must be >= 0"):
         voigt_profile(x, 1.0, -0.1)
+
+
+@pytest.mark.parametrize("kernel, fwhm, eta, lorentzian_fwhm", [
+    ("gaussian", 1.5, 0.0, 0.0), ("lorentzian", 0.8, 0.0, 0.0), ("pseudo_voigt", 1.5, 0.3, 0.0),
+    ("voigt", 1.3, 0.0, 0.36), ("voigt", 0.2, 0.0, 3.0), ("voigt", 1.0, 0.0, 0.0)])
+def test_kernel_mass_matches_quadrature(kernel, fwhm, eta, lorentzian_fwhm):
+    from zoo.fitting.resolution import kernel_mass, resolution_kernel
+
+    bounds = [(-42.0, 58.0), (-30.0, 0.3), (-0.2, 0.1), (2.0, 9.0)]
+    lower = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
+    upper = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
+    mass = kernel_mass(lower, upper, fwhm, kernel, eta, lorentzian_fwhm)
+    line = lambda x: float(resolution_kernel(torch.tensor(x, dtype=torch.float64), fwhm, kernel, eta, lorentzian_fwhm))  # noqa: E731
+    for (a, b), m in zip(bounds, mass.tolist()):
+        points = [p for p in (-1.0, 0.0, 1.0) if a < p < b]
+        exact = quad(line, a, b, points=points or None, limit=500, epsabs=1e-14, epsrel=1e-12)[0]
+        assert m == pytest.approx(exact, rel=1e-10, abs=1e-13), (a, b)
