@@ -83,6 +83,18 @@ def test_ten_million_rows_stream_to_arrow_with_bounded_memory(tmp_path):
     assert heap_mb < 500, f"peak heap {heap_mb} MB for a {file_mb} MB stream"  # measured 300 MB (imports included)
 
 
+
+def test_bench_extra_declares_what_deepctr_torch_imports_undeclared():
+    """deepctr-torch 0.3.0 imports requests without declaring it; the bench extra must install it (issue 18)."""
+    import re
+    import tomllib
+
+    from tests.scripts import ROOT
+
+    bench = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["bench"]
+    names = {re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower() for requirement in bench}
+    assert {"deepctr-torch", "requests"} <= names, sorted(names)
+
 def load_bench():
     return load_script("tools/bench/exfm.py")
 
