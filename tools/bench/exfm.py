@@ -422,7 +422,7 @@ def main() -> None:
 
         result = speed(args)
         args.out.mkdir(parents=True, exist_ok=True)
-        json_path, md_path = args.out / "exfm.json", args.out / "exfm.md"
+        json_path = args.out / "exfm.json"
         report = json.loads(json_path.read_text()) if json_path.is_file() else {}
         report["speed"] = {**result, "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:]), "torch": torch.__version__}
         json_path.write_text(json.dumps(report, indent=1))
