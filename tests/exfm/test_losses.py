@@ -49,6 +49,25 @@ def test_deepfm_interaction_is_the_pairwise_sum():
     torch.testing.assert_close(h[:, :3], pairwise, rtol=1e-12, atol=1e-12)
 
 
+
+def test_deepfm_interaction_enters_each_head_through_learned_weights():
+    """The documented DeepFM logit: w_v . v + w_m . MLP(x_0) + b + first order, w_v learned per head; the published
+    DeepFM (FM term summed unweighted) is the special case w_v = 1, not what a trained head holds."""
+    net = network("deepfm")
+    ids, _, _ = batch()
+    embedded, first_order = net.embedding(ids)
+    v = sum(embedded[:, i] * embedded[:, j] for i, j in itertools.combinations(range(len(SIZES)), 2))
+    deep = net.mlp(embedded.flatten(1))
+    for name, head in net.heads.items():
+        w_v, w_m = head.weight[0, :3], head.weight[0, 3:]
+        assert not torch.allclose(w_v, torch.ones_like(w_v))  # learned weights, not a fixed sum
+        expected = v @ w_v + deep @ w_m + head.bias + first_order
+        torch.testing.assert_close(net(ids, name), expected, rtol=1e-12, atol=1e-12)
+    with torch.no_grad():  # w_v = 1 gives the published model: the FM term summed unweighted
+        net.heads["serving"].weight[0, :3] = 1.0
+    published = v.sum(1) + deep @ net.heads["serving"].weight[0, 3:] + net.heads["serving"].bias + first_order
+    torch.testing.assert_close(net(ids), published, rtol=1e-12, atol=1e-12)
+
 def test_dcnv2_cross_layers_follow_equation_1():
     net = network("dcnv2")
     ids, _, _ = batch()

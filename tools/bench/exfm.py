@@ -325,12 +325,15 @@ print(json.dumps({"framework": sys.argv[1], "train_rows": len(y_train), "test_ro
 
 
 def speed(args: argparse.Namespace) -> dict[str, Any]:
+    import importlib.metadata
     import os
     import subprocess
     import tempfile
 
     from zoo.exfm.data import make_synthetic_stream, write_arrow_stream
 
+    # the installed release the workers import (same interpreter and path); fails here, before any work, when absent
+    deepctr_version = importlib.metadata.version("deepctr-torch")
     config = {"dim": 16, "cross": 2, "hidden": [256, 128], "lr": 1e-3, "batch": 1024}
     folder = Path(tempfile.mkdtemp(prefix="exfm-speed-"))
     path = write_arrow_stream(make_synthetic_stream(args.speed_rows, 10, 0.0, 0, users_active=2000, items_active=1000), folder / "s.arrow")
@@ -343,12 +346,13 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
             results.append({**json.loads(out.stdout.strip().splitlines()[-1]), "repeat": repeat})
             print(results[-1], file=sys.stderr)
     path.unlink()
-    return {"model": {"architecture": "DCNv2 (matrix cross) + parallel MLP", **config},
+    return {"model": {"architecture": "DCNv2 (matrix cross) + parallel MLP", **config}, "deepctr_torch": deepctr_version,
             "rows": args.speed_rows, "held_out": "last of 10 windows", "runs": results}
 
 
 def speed_markdown(result: dict[str, Any]) -> str:
-    lines = ["### Speed: zoo vs DeepCTR-Torch 0.3.0 (same DCN model, same rows, 1 pass)", "",
+    version = result.get("deepctr_torch") or "(version not recorded)"  # reports written before the bench recorded it
+    lines = [f"### Speed: zoo vs DeepCTR-Torch {version} (same DCN model, same rows, 1 pass)", "",
              f"Synthetic stream of {result['rows']} rows (drift 0), trained on the first 9 windows, scored and AUC on the "
              f"last; model {result['model']}. Each framework in its own process, one CPU thread; medians over repeats. "
              "Peak RSS includes the encoded arrays both frameworks are given.", "",
@@ -418,7 +422,7 @@ def main() -> None:
 
         result = speed(args)
         args.out.mkdir(parents=True, exist_ok=True)
-        json_path, md_path = args.out / "exfm.json", args.out / "exfm.md"
+        json_path = args.out / "exfm.json"
         report = json.loads(json_path.read_text()) if json_path.is_file() else {}
         report["speed"] = {**result, "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:]), "torch": torch.__version__}
         json_path.write_text(json.dumps(report, indent=1))

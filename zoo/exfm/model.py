@@ -7,8 +7,12 @@ same code at different sizes (our choice):
 - DCNv2 (Wang et al. 2021, arXiv 2008.13535, Eq. 1): x_{l+1} = x_0 * (W_l x_l + b_l) + x_l on the flattened
   embeddings x_0, in parallel with an MLP; the representation is [x_L, MLP(x_0)].
 - DeepFM (Guo et al. 2017, arXiv 1703.04247): the FM second-order interaction of the field embeddings
-  e_f (Eq. 3 via the square-of-sum trick) 1/2 [(sum_f e_f)^2 - sum_f e_f^2] (a d-vector, summed by the head)
-  and a first-order term, in parallel with an MLP on the flattened embeddings.
+  e_f (Eq. 3 via the square-of-sum trick) v = 1/2 [(sum_f e_f)^2 - sum_f e_f^2], a d-vector, in parallel with an
+  MLP on the flattened embeddings x_0; the representation is h = [v, MLP(x_0)]. Each head is a learned linear
+  layer on h, so its logit is w_v . v + w_m . MLP(x_0) + b + sum_f w_{x_f} (the first-order term, added
+  unweighted). DeepFM as published (and DeepCTR-Torch's DeepFM) adds the FM term unweighted, sum_k v_k; here the
+  per-dimension weights w_v are learned, one set per head (our choice): the published model is the special case
+  w_v = 1. There is no option for the fixed sum (hub checkpoints hold w_v).
 
 ``CTRNetwork`` = backbone h(x) plus named linear heads. The serving head is the only one used at inference; the
 ExFM auxiliary heads read h through ``gradient_scale`` (identity forward, beta * gradient backward) [reimpl].
