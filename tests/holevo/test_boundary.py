@@ -145,6 +145,6 @@ def test_finite_difference_hvp_does_not_divide_by_an_underflowed_step():
 
 def test_progress_bar_follows_the_active_set_rounds(capsys):
     """``progress=True`` shows a bar again (the active-set loop had dropped it): it reaches the total iteration count."""
-    result = holevo_capacity(cq_channel(instance(0)), progress=True)
+    result = holevo_capacity(cq_channel(instance(1)), progress=True)
     err = capsys.readouterr().err
     assert "holevo rgd" in err and f"{result.iterations}/" in err, err[-300:]
