@@ -10,30 +10,16 @@ import geoopt
 import pytest
 import torch
 
-from zoo.holevo import amplitude_damping, blahut_arimoto, cq_channel, holevo_capacity, holevo_quantity, random_channel
+from zoo.holevo import (amplitude_damping, blahut_arimoto, cq_channel, holevo_capacity, holevo_quantity, random_channel,
+                        rank_deficient_cq_states)
 from zoo.holevo.entropy import von_neumann_entropy
 from zoo.holevo.reference import amplitude_damping_chi
 from zoo.manifolds import Simplex
 from zoo.optim import OPTIMIZERS, RiemannianNewton
 
 
-def rank_deficient_states(letters: int, d: int, seed: int) -> torch.Tensor:
-    """``letters`` random density matrices in C^d, each of rank between 1 and d - 1."""
-    generator = torch.Generator().manual_seed(seed)
-    states = []
-    for _ in range(letters):
-        rank = int(torch.randint(1, d, (1,), generator=generator))
-        a = torch.randn(d, rank, dtype=torch.complex128, generator=generator)
-        rho = a @ a.mH
-        states.append(rho / rho.diagonal().sum().real)
-    return torch.stack(states)
-
-
 def instance(seed: int, d_range=(2, 5), letter_range=(3, 6)) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(1000 + seed)
-    d = int(torch.randint(*d_range, (1,), generator=generator))
-    letters = int(torch.randint(*letter_range, (1,), generator=generator))
-    return rank_deficient_states(letters, d, seed)
+    return rank_deficient_cq_states(seed, d_range, letter_range)
 
 
 def _check_against_blahut_arimoto(states, **options):

@@ -25,30 +25,16 @@ from pathlib import Path
 
 import torch
 
-from zoo.holevo import amplitude_damping, blahut_arimoto, cq_channel, depolarizing, holevo_capacity, random_channel
+from zoo.holevo import (amplitude_damping, blahut_arimoto, cq_channel, depolarizing, holevo_capacity, random_channel,
+                        rank_deficient_cq_states)
 from zoo.holevo.reference import amplitude_damping_chi, depolarizing_chi
-
-
-def rank_deficient_cq(instance: int) -> torch.Tensor:
-    """The boundary family's instance (the same generator as tests/holevo/test_boundary.py)."""
-    sizes = torch.Generator().manual_seed(1000 + instance)
-    d = int(torch.randint(2, 5, (1,), generator=sizes))
-    letters = int(torch.randint(3, 6, (1,), generator=sizes))
-    generator = torch.Generator().manual_seed(instance)
-    states = []
-    for _ in range(letters):
-        rank = int(torch.randint(1, d, (1,), generator=generator))
-        a = torch.randn(d, rank, dtype=torch.complex128, generator=generator)
-        rho = a @ a.mH
-        states.append(rho / rho.diagonal().sum().real)
-    return torch.stack(states)
 
 
 def boundary_rows(instances: int, methods: list[str]) -> list[dict]:
     name = f"rank-deficient cq, d=2..4, 3..5 letters ({instances} instances)"
     ba_runs, runs = [], {method: [] for method in methods}
     for instance in range(instances):
-        states = rank_deficient_cq(instance)
+        states = rank_deficient_cq_states(instance)
         started = time.process_time()
         ba = blahut_arimoto(states, tol=1e-12)
         ba_runs.append((ba.upper_bound - ba.capacity, time.process_time() - started, ba.iterations, ba.converged))

@@ -90,9 +90,13 @@ class Layout:
     returns_tuple: bool = False  # the stack reads outputs[0] (Falcon); attention weights come back as None
 
 
-def _attn(attention: str, pre: str | None = None, post: str | None = None, mult: str | None = None, dropout: str | None = None):
-    def term(layer: Any, stream: torch.Tensor, args: dict[str, Any]) -> torch.Tensor:
-        out = getattr(layer, attention)(hidden_states=getattr(layer, pre)(stream) if pre else stream, **args)[0]
+def _term(module: str, pre: str | None, post: str | None, mult: str | None, dropout: str | None, attention: bool):
+    """``mult * post(dropout(module(pre(stream))))``, each part optional: the residual term a family's layer adds.
+    An attention module takes ``hidden_states=`` plus the layer's arguments and returns a tuple."""
+
+    def term(layer: Any, stream: torch.Tensor, args: dict[str, Any] | None = None) -> torch.Tensor:
+        x = getattr(layer, pre)(stream) if pre else stream
+        out = getattr(layer, module)(hidden_states=x, **args)[0] if attention else getattr(layer, module)(x)
         if dropout:
             out = getattr(layer, dropout)(out)
         if post:
@@ -100,18 +104,14 @@ def _attn(attention: str, pre: str | None = None, post: str | None = None, mult:
         return out * getattr(layer, mult) if mult else out
 
     return term
+
+
+def _attn(attention: str, pre: str | None = None, post: str | None = None, mult: str | None = None, dropout: str | None = None):
+    return _term(attention, pre, post, mult, dropout, attention=True)
 
 
 def _ffn(ffn: str, pre: str | None = None, post: str | None = None, mult: str | None = None, dropout: str | None = None):
-    def term(layer: Any, stream: torch.Tensor) -> torch.Tensor:
-        out = getattr(layer, ffn)(getattr(layer, pre)(stream) if pre else stream)
-        if dropout:
-            out = getattr(layer, dropout)(out)
-        if post:
-            out = getattr(layer, post)(out)
-        return out * getattr(layer, mult) if mult else out
-
-    return term
+    return _term(ffn, pre, post, mult, dropout, attention=False)
 
 
 def _llama_attention(layer: Any, stream: torch.Tensor, args: dict[str, Any]) -> torch.Tensor:

@@ -55,26 +55,25 @@ def check_float_tensor(name: str, tensor: Any) -> torch.Tensor:
     return tensor
 
 
-def check_positive_finite(name: str, value: Any) -> float:
-    """A step size or similar: a real number > 0 and finite (``nan <= 0`` is False, so a sign check alone lets NaN in)."""
+def _check_real(name: str, value: Any, allow_zero: bool) -> float:
+    bound = ">= 0" if allow_zero else "> 0"
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0 and finite, got {value!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be > 0 and finite, got {value}")
+        raise ValueError(f"{name} must be a number {bound} and finite, got {value!r}") from None
+    if not ((value >= 0 if allow_zero else value > 0) and math.isfinite(value)):
+        raise ValueError(f"{name} must be {bound} and finite, got {value}")
     return value
+
+
+def check_positive_finite(name: str, value: Any) -> float:
+    """A step size or similar: a real number > 0 and finite (``nan <= 0`` is False, so a sign check alone lets NaN in)."""
+    return _check_real(name, value, allow_zero=False)
 
 
 def check_nonnegative_finite(name: str, value: Any) -> float:
     """A tolerance or penalty: a real number >= 0 and finite."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0 and finite, got {value!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be >= 0 and finite, got {value}")
-    return value
+    return _check_real(name, value, allow_zero=True)
 
 
 def check_indices(name: str, tensor: Any, size: int) -> None:

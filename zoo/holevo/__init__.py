@@ -5,7 +5,7 @@ channels. Lightning: :class:`HolevoModule` (import from ``zoo.holevo.module``; r
 """
 
 from zoo.holevo.channels import (amplitude_damping, apply_channel, cq_channel, dephasing, depolarizing, erasure, from_choi,
-                                 kraus_operators, pauli_channel, random_channel)
+                                 kraus_operators, pauli_channel, random_channel, rank_deficient_cq_states)
 from zoo.holevo.entropy import von_neumann_entropy
 from zoo.holevo.model import (BlahutArimotoResult, HolevoResult, blahut_arimoto, channel_outputs, holevo_capacity,
                               holevo_cost, holevo_quantity)
@@ -13,5 +13,5 @@ from zoo.holevo.model import (BlahutArimotoResult, HolevoResult, blahut_arimoto,
 __all__ = [
     "BlahutArimotoResult", "HolevoResult", "amplitude_damping", "apply_channel", "blahut_arimoto", "channel_outputs",
     "cq_channel", "dephasing", "depolarizing", "erasure", "from_choi", "holevo_capacity", "holevo_cost", "holevo_quantity",
-    "kraus_operators", "pauli_channel", "random_channel", "von_neumann_entropy",
+    "kraus_operators", "pauli_channel", "random_channel", "rank_deficient_cq_states", "von_neumann_entropy",
 ]

@@ -183,3 +183,23 @@ def cq_channel(states: torch.Tensor) -> torch.Tensor:
                 op[:, x] = values[j].clamp_min(0).sqrt() * vectors[:, j]
                 ops.append(op)
     return kraus_operators(ops)
+
+
+def rank_deficient_cq_states(seed: int, d_range: tuple[int, int] = (2, 5), letter_range: tuple[int, int] = (3, 6)) -> torch.Tensor:
+    """Seeded letter states ``[letters, d, d]`` of a classical-quantum channel whose optimum may sit on the boundary.
+
+    ``d`` and the number of letters are drawn uniformly from the half-open ranges (seeded by ``1000 + seed``); each
+    letter state is :math:`A A^\dagger / \mathrm{tr}(A A^\dagger)` with ``A`` a complex Gaussian ``d x k``, ``k`` drawn
+    from ``1 .. d - 1`` (seeded by ``seed``), so every state is rank-deficient and some letters typically get zero
+    weight at the optimal input distribution. The family of the Holevo tests and benchmark (``cq_channel`` of it)."""
+    sizes = torch.Generator().manual_seed(1000 + seed)
+    d = int(torch.randint(*d_range, (1,), generator=sizes))
+    letters = int(torch.randint(*letter_range, (1,), generator=sizes))
+    generator = torch.Generator().manual_seed(seed)
+    states = []
+    for _ in range(letters):
+        rank = int(torch.randint(1, d, (1,), generator=generator))
+        a = torch.randn(d, rank, dtype=torch.complex128, generator=generator)
+        rho = a @ a.mH
+        states.append(rho / rho.diagonal().sum().real)
+    return torch.stack(states)
