@@ -240,3 +240,15 @@ def test_config_refuses_nan(field):
 def test_rlhf_config_refuses_nan(field):
     with pytest.raises(ValueError, match=f"{field} must be .*, got nan"):
         PreferenceRLConfig(**{field: NAN})
+
+
+def test_a_float32_softmax_policy_over_many_actions_is_accepted():
+    """Row sums of a float32 softmax over 65536 actions are off by 1.4e-6 from rounding alone (a fixed 1e-6 rejected
+    it); a valid policy is accepted (the tolerance grows with A * eps of the dtype), a doubled row still is not."""
+    from zoo.bilevel_rl.checks import check_policy
+
+    policy = torch.softmax(3 * torch.randn(4, 65536, generator=torch.Generator().manual_seed(0)), -1)  # float32
+    assert (policy.sum(-1) - 1).abs().max() > 1e-6
+    check_policy(policy, 4, 65536)
+    with pytest.raises(ValueError, match="row 2 sums to 2"):
+        check_policy(torch.cat([policy[:2], 2 * policy[2:3], policy[3:]]), 4, 65536)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "check_distribution_rows",
     "check_finite",
     "check_float_tensor",
     "check_indices",
@@ -89,20 +90,30 @@ def check_indices(name: str, tensor: Any, size: int) -> None:
 
 
 def check_policy(policy: Any, num_states: int, num_actions: int, name: str = "policy") -> None:
-    """``policy`` is ``[S, A]``, finite, non-negative, and each row sums to 1 within 1e-6 (the worst row is named)."""
+    """``policy`` is ``[S, A]``, finite, non-negative, and each row sums to 1 (``check_distribution_rows``)."""
     if not isinstance(policy, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape [S, A], got {type(policy).__name__}")
     if tuple(policy.shape) != (num_states, num_actions):
         raise ValueError(f"{name} must have shape [S, A] = [{num_states}, {num_actions}], got {tuple(policy.shape)}")
     if not torch.is_floating_point(policy):
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {policy.dtype}")
-    policy = policy.detach()
-    check_finite(name, policy)
-    if (policy < 0).any():
-        flat = int(torch.argmin(policy.reshape(-1)))
-        raise ValueError(f"{name} must be non-negative, got {number(policy.reshape(-1)[flat].item())} at {where(policy, flat)}")
-    sums = policy.sum(-1)
+    check_distribution_rows(name, policy.detach())
+
+
+def check_distribution_rows(name: str, tensor: torch.Tensor) -> None:
+    """Finite, non-negative, and summing to 1 over the last axis (a 1-D tensor is one distribution, not rows), within
+    ``ROW_SUM_ATOL`` or the rounding of a sum of that many entries in the tensor's dtype, whichever is larger (a float32
+    softmax over many actions is a valid policy). The worst row is named."""
+    check_finite(name, tensor)
+    if (tensor < 0).any():
+        flat = int(torch.argmin(tensor.reshape(-1)))
+        raise ValueError(f"{name} must be non-negative, got {number(tensor.reshape(-1)[flat].item())} at {where(tensor, flat)}")
+    sums = tensor.sum(-1)
     error = (sums - 1).abs()
-    if (error > ROW_SUM_ATOL).any():
-        row = int(torch.argmax(error))
-        raise ValueError(f"{name} rows must sum to 1; row {row} sums to {number(sums[row].item())}")
+    tolerance = max(ROW_SUM_ATOL, tensor.shape[-1] * torch.finfo(tensor.dtype).eps)  # worst-case rounding of the sum
+    if (error > tolerance).any():
+        if tensor.dim() == 1:
+            raise ValueError(f"{name} must sum to 1, got {number(sums.item())}")
+        index = tuple(int(i) for i in torch.nonzero(error == error.max())[0])
+        row = index[0] if len(index) == 1 else index
+        raise ValueError(f"{name} rows must sum to 1; row {row} sums to {number(sums[index].item())}")

@@ -24,27 +24,9 @@ from typing import Any
 
 import torch
 
-from zoo.bilevel_rl.checks import ROW_SUM_ATOL, check_finite, check_nonnegative_finite, number, where
+from zoo.bilevel_rl.checks import check_distribution_rows, check_finite, check_nonnegative_finite
 
 __all__ = ["SoftValueResult", "TabularMDP", "soft_bellman_q", "soft_value_iteration"]
-
-_ROW_SUM_ATOL = ROW_SUM_ATOL
-
-
-def _check_distribution_rows(name: str, tensor: torch.Tensor) -> None:
-    """Finite, non-negative, and summing to 1 over the last axis (a 1-D tensor is one distribution, not rows)."""
-    check_finite(name, tensor)
-    if (tensor < 0).any():
-        flat = int(torch.argmin(tensor.reshape(-1)))
-        raise ValueError(f"{name} must be non-negative, got {number(tensor.reshape(-1)[flat].item())} at {where(tensor, flat)}")
-    sums = tensor.sum(-1)
-    error = (sums - 1).abs()
-    if (error > _ROW_SUM_ATOL).any():
-        if tensor.dim() == 1:
-            raise ValueError(f"{name} must sum to 1, got {number(sums.item())}")
-        index = tuple(int(i) for i in torch.nonzero(error == error.max())[0])
-        raise ValueError(f"{name} rows must sum to 1; row {index} sums to {number(sums[index].item())}")
-
 
 class TabularMDP:
     """A finite MDP with known kernel, discount and entropy temperature.
@@ -79,7 +61,7 @@ class TabularMDP:
             P = P.to(torch.float64)
         if P.dim() != 3 or P.shape[0] != P.shape[2] or P.shape[0] < 1 or P.shape[1] < 1:
             raise ValueError(f"transitions must have shape [S, A, S], got {tuple(P.shape)}")
-        _check_distribution_rows("transitions", P)
+        check_distribution_rows("transitions", P)
         gamma = float(gamma)
         if not 0.0 <= gamma < 1.0:
             raise ValueError(f"gamma must be in [0, 1), got {gamma}")
@@ -98,7 +80,7 @@ class TabularMDP:
             initial_distribution = torch.as_tensor(initial_distribution, dtype=P.dtype)
             if initial_distribution.shape != (S,):
                 raise ValueError(f"initial_distribution must have shape [{S}], got {tuple(initial_distribution.shape)}")
-            _check_distribution_rows("initial_distribution", initial_distribution)
+            check_distribution_rows("initial_distribution", initial_distribution)
         self.transitions = P
         self.gamma = gamma
         self.tau = tau
