@@ -128,3 +128,18 @@ def test_config_validation():
         SymplecticConfig(n=3, p=4)
     with pytest.raises(ValueError, match="metric"):
         SymplecticConfig(metric="riemann")
+
+
+def test_min_trace_takes_a_float32_start_from_random_and_checks_x0_absolutely():
+    """random() follows torch's default dtype (float32): min_trace takes it as a start in m's dtype (it raised a dtype
+    mismatch); and the start check is absolute, 1e-8 (geoopt's default rtol 1e-5 let a start off by 1e-6 through)."""
+    m, d, _ = planted_spd_matrix(8, seed=0)
+    manifold = SymplecticStiefel(8, 2)
+    x0 = manifold.random(generator=torch.Generator().manual_seed(1))
+    assert x0.dtype == torch.get_default_dtype()
+    result = min_trace(m, 2, x0=x0)
+    assert abs(result.value - 2 * d[:2].sum().item()) < 1e-8
+    good = manifold.random(dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    off = good * (1 + 1e-6)  # |X^T J X - J| about 2e-6 |X|^2: outside 1e-8, inside geoopt's rtol
+    with pytest.raises(ValueError, match="x0 is not on Sp"):
+        min_trace(m, 2, x0=off)

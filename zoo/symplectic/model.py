@@ -155,8 +155,15 @@ def min_trace(m: torch.Tensor, p: int, *, method: str = "newton", metric: str = 
     manifold = _manifold(n, p, metric, rho, alpha, beta)
     if x0 is None:
         x0 = manifold.random(dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
-    elif not manifold.check_point_on_manifold(x0, atol=1e-8):
-        raise ValueError(f"x0 is not on Sp({2 * p}, {2 * n})")
+    else:
+        x0 = torch.as_tensor(x0).detach()
+        if x0.dtype == m.dtype:  # checked absolutely: geoopt's default rtol (1e-5) would let a visibly infeasible start in
+            if not manifold.check_point_on_manifold(x0, atol=1e-8, rtol=0.0):
+                raise ValueError(f"x0 is not on Sp({2 * p}, {2 * n})")
+        else:  # e.g. a float32 random(): feasible to its own precision, then made feasible in m's (symplectic Gram-Schmidt)
+            if not manifold.check_point_on_manifold(x0):
+                raise ValueError(f"x0 is not on Sp({2 * p}, {2 * n}) to the precision of its dtype {x0.dtype}")
+            x0 = manifold.projx(x0.to(m.dtype))
     return _run(lambda x: torch.trace(x.T @ m @ x), lambda xs, us: [2 * m @ us[0]], x0, manifold, method, tol,
                 max(1.0, torch.linalg.matrix_norm(m).item()), max_iterations, progress)
 
