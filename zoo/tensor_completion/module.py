@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from zoo import register_model
-from zoo._core.module import ZooModule
+from zoo._core.module import ZooModule, weights_follow
 from zoo.tensor_completion.config import TTCompletionConfig, TuckerCompletionConfig
 from zoo.tensor_completion.data import planted_tt, planted_tucker, sample_entries, sample_floor, sample_image
 from zoo.tensor_completion.model import (CompletionProblem, build_optimizer, core_singular_values, entries,
@@ -65,7 +65,7 @@ class _CompletionModule(ZooModule):
         # ||A|| estimated from the samples: scales omega (scale-free metric, see complete()) and the random start
         norm = math.sqrt(float(observed["values"].pow(2).sum()) * math.prod(c.shape) / observed["indices"].shape[0])
         self.manifold = make_manifold(c.format, c.shape, c.ranks, c.omega * norm ** 2)
-        if c.init == "spectral":
+        if c.init == "spectral" and not weights_follow():  # from_pretrained overwrites the start: skip its SVDs
             start = spectral_start(c.format, c.shape, observed["indices"], observed["values"], c.ranks)
         else:
             start = random_start(self.manifold, c.format, c.start_scale * norm, c.seed)
