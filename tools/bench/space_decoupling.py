@@ -165,6 +165,8 @@ def one_run(problem, start, rank, arm, max_time, max_iterations, start_seed=0):
             start_cpu, start_wall = time.process_time() - cpu, time.perf_counter() - wall
             name = "rgd"
         trace, reason = runner(problem, start, rank, name, max(max_time - start_cpu, 0.0), max_iterations)
+        if start_cpu and reason.startswith("CPU cap"):  # the cap left to the solver is not the arm's cap
+            reason = f"CPU cap {max_time:g} s, start included"
     except Exception as error:  # noqa: BLE001 - a failing arm is recorded, not fatal
         return {"arm": arm, "reached": False, "stop_reason": f"{type(error).__name__}: {error}", "trace": []}
     # iteration 0: the start itself (an optimizer whose first line search fails from an already-exact start records none)
