@@ -136,6 +136,7 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
     counts = {"iterations": 0, "cost": 0, "time": 0.0, "process_time": 0.0}
     stop_reason, converged, gradient_norm, cost_value = "", False, math.nan, math.nan
     rounds = 0
+    protected: set[int] = set()  # members that re-entered: not dropped again until the face problem converges
     generator = torch.Generator().manual_seed(seed + 7919)
     bar = None
     if progress:  # one bar over every active-set round: iterations so far, active members, cost
@@ -162,7 +163,8 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
                 bar.refresh()
             if (active_set and not optimizer.stopped and optimizer.iterations % check_every == 0
                     and len(active) > 2):
-                leaving = _leaving(kraus, weights.detach(), torch.view_as_complex(states.detach()))
+                leaving = [k for k in _leaving(kraus, weights.detach(), torch.view_as_complex(states.detach()))
+                           if active[k] not in protected]
                 if leaving:
                     break
         record = optimizer.result
@@ -187,6 +189,7 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
         if not record.converged:
             stop_reason = record.stop_reason or "stopped"
             break
+        protected = set()
         inactive = [i for i in range(members) if i not in active]
         if not active_set or not inactive:
             stop_reason, converged = record.stop_reason, True
@@ -201,7 +204,12 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
         candidates, divergence = _price(kraus, average, torch.cat([s[inactive], fresh, basis]))
         margin = 1e-9 * max(1.0, abs(chi))
         order = torch.argsort(divergence, descending=True).tolist()
-        entering = [k for k in order if float(divergence[k]) > chi + margin][:len(inactive)]
+        # the most violating input only, into one member (the others would split its step: duplicates of it, and
+        # inputs that stop violating once it enters; they are priced again at the next re-check)
+        # an input at an active member's state is no missing member: its D - chi is that member's stationarity
+        # residual on the face (about tol / p_i), which the face problem owns
+        overlap = (torch.view_as_complex(candidates).conj() @ torch.view_as_complex(s[active]).T).abs().amax(1) ** 2
+        entering = [k for k in order if float(divergence[k]) > chi + margin and float(overlap[k]) < 1 - 1e-8][:1]
         if not entering or rounds >= max_rounds or counts["iterations"] >= max_iterations:
             stop_reason, converged = record.stop_reason, True
             if entering:
@@ -211,14 +219,43 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
             else:
                 stop_reason += f"; KKT: dropped members have D - chi <= {float(divergence.max()) - chi:.3g} bits"
             break
-        for slot, k in zip(inactive, entering):
-            s[slot] = candidates[k]
-            p[slot] = 0.01 / len(entering)
-            active.append(slot)
-        active.sort()
+        slots = inactive[:len(entering)]
+        s[slots] = candidates[entering]
+        step = _entering_weight(kraus, p, s, slots)
+        p = p * (1 - step)
+        p[slots] = step / len(slots)
+        active = sorted(active + slots)
+        protected = set(slots)
     if bar is not None:
         bar.close()
     return p, s, counts, stop_reason, converged, gradient_norm, cost_value
+
+
+def _entering_weight(kraus, p: torch.Tensor, s: torch.Tensor, slots: list[int], steps: int = 60) -> float:
+    """Exact line search for the weight ``t`` that moves ``p`` to ``(1 - t) p + t u`` (``u`` uniform on ``slots``) with
+    the states fixed: :math:`\\chi` is concave in the weights, so bisection on the sign of
+    :math:`d\\chi/dt = \\sum_i (u_i - p_i) D_i` (Donald's identity: :math:`\\partial\\chi/\\partial p_i = D_i - 1/\\ln 2`)."""
+    with torch.no_grad():
+        outputs = channel_outputs(kraus, torch.view_as_complex(s))
+        u = torch.zeros_like(p)
+        u[slots] = 1.0 / len(slots)
+
+        def slope(t: float) -> float:
+            q = (1 - t) * p + t * u
+            average = torch.einsum("m,mab->ab", q.to(outputs.dtype), outputs)
+            divergence = member_divergences(kraus, None, torch.view_as_complex(s), average=average)
+            return float(((u - p) * divergence).sum())
+
+        low, high = 0.0, 1.0 - 1e-6
+        if slope(high) > 0:
+            return high
+        for _ in range(steps):
+            middle = 0.5 * (low + high)
+            if slope(middle) > 0:
+                low = middle
+            else:
+                high = middle
+        return max(low, 1e-6)
 
 
 def _leaving(kraus, weights: torch.Tensor, states: torch.Tensor) -> list[int]:
