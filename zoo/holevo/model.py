@@ -301,7 +301,11 @@ def holevo_capacity(kraus, *, method: str = "rgd", tol: float = 1e-10, seed: int
       dropped members are re-checked: :math:`D(\\mathcal{N}(\\psi\\psi^H)\\Vert\\mathcal{N}(\\bar\\rho))` is
       ascended from each dropped member's state, as many random states and the input basis vectors (the
       letters of a cq channel, where D is convex in the letter distribution, so these starts make the check exact); inputs with
-      :math:`D > \\chi + 10^{-9}` re-enter with a small weight and the method continues. ``converged`` is True
+      :math:`D > \\chi + 10^{-9}` that are not at an active member's state are violations; the most violating
+      one re-enters as one member, with the weight of an exact line search on :math:`\\chi` (states fixed), and
+      may not be dropped again before the face problem converges (anti-cycling: several at once, at a fixed
+      small weight, split the step among duplicates and inputs that stop violating, and were dropped and
+      re-added over and over), and the method continues. ``converged`` is True
       only when the face problem converged and no re-check found a violation (a local certificate: the
       ascent is local).
 
