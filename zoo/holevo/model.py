@@ -210,6 +210,16 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
         # residual on the face (about tol / p_i), which the face problem owns
         overlap = (torch.view_as_complex(candidates).conj() @ torch.view_as_complex(s[active]).T).abs().amax(1) ** 2
         entering = [k for k in order if float(divergence[k]) > chi + margin and float(overlap[k]) < 1 - 1e-8][:1]
+        step, negligible = 0.0, ""
+        if entering:  # by concavity the gain of entering is at most step * (D - chi): below 1e-12 bits it is no violation
+            slots = inactive[:1]
+            trial = s.clone()
+            trial[slots] = candidates[entering]
+            step = _entering_weight(kraus, p, trial, slots)
+            excess = float(divergence[entering[0]]) - chi
+            if step * excess <= 1e-12:
+                negligible = f"; an input with D - chi = {excess:.3g} bits would gain at most {step * excess:.2g} bits"
+                entering = []
         if not entering or rounds >= max_rounds or counts["iterations"] >= max_iterations:
             stop_reason, converged = record.stop_reason, True
             if entering:
@@ -217,11 +227,9 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
                 stop_reason = (f"active-set rounds exhausted with a KKT violation (a pure input has D - chi = "
                                f"{float(divergence[entering[0]]) - chi:.3g} bits)")
             else:
-                stop_reason += f"; KKT: dropped members have D - chi <= {float(divergence.max()) - chi:.3g} bits"
+                stop_reason += f"; KKT: dropped members have D - chi <= {float(divergence.max()) - chi:.3g} bits{negligible}"
             break
-        slots = inactive[:len(entering)]
         s[slots] = candidates[entering]
-        step = _entering_weight(kraus, p, s, slots)
         p = p * (1 - step)
         p[slots] = step / len(slots)
         active = sorted(active + slots)
@@ -255,7 +263,7 @@ def _entering_weight(kraus, p: torch.Tensor, s: torch.Tensor, slots: list[int], 
                 low = middle
             else:
                 high = middle
-        return max(low, 1e-6)
+        return low
 
 
 def _leaving(kraus, weights: torch.Tensor, states: torch.Tensor) -> list[int]:
