@@ -136,6 +136,7 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
     counts = {"iterations": 0, "cost": 0, "time": 0.0, "process_time": 0.0}
     stop_reason, converged, gradient_norm, cost_value = "", False, math.nan, math.nan
     rounds = 0
+    protected: set[int] = set()  # members that re-entered: not dropped again until the face problem converges
     generator = torch.Generator().manual_seed(seed + 7919)
     bar = None
     if progress:  # one bar over every active-set round: iterations so far, active members, cost
@@ -162,7 +163,8 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
                 bar.refresh()
             if (active_set and not optimizer.stopped and optimizer.iterations % check_every == 0
                     and len(active) > 2):
-                leaving = _leaving(kraus, weights.detach(), torch.view_as_complex(states.detach()))
+                leaving = [k for k in _leaving(kraus, weights.detach(), torch.view_as_complex(states.detach()))
+                           if active[k] not in protected]
                 if leaving:
                     break
         record = optimizer.result
@@ -187,6 +189,7 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
         if not record.converged:
             stop_reason = record.stop_reason or "stopped"
             break
+        protected = set()
         inactive = [i for i in range(members) if i not in active]
         if not active_set or not inactive:
             stop_reason, converged = record.stop_reason, True
@@ -201,7 +204,22 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
         candidates, divergence = _price(kraus, average, torch.cat([s[inactive], fresh, basis]))
         margin = 1e-9 * max(1.0, abs(chi))
         order = torch.argsort(divergence, descending=True).tolist()
-        entering = [k for k in order if float(divergence[k]) > chi + margin][:len(inactive)]
+        # the most violating input only, into one member (the others would split its step: duplicates of it, and
+        # inputs that stop violating once it enters; they are priced again at the next re-check)
+        # an input at an active member's state is no missing member: its D - chi is that member's stationarity
+        # residual on the face (about tol / p_i), which the face problem owns
+        overlap = (torch.view_as_complex(candidates).conj() @ torch.view_as_complex(s[active]).T).abs().amax(1) ** 2
+        entering = [k for k in order if float(divergence[k]) > chi + margin and float(overlap[k]) < 1 - 1e-8][:1]
+        step, negligible = 0.0, ""
+        if entering:  # by concavity the gain of entering is at most step * (D - chi): below 1e-12 bits it is no violation
+            slots = inactive[:1]
+            trial = s.clone()
+            trial[slots] = candidates[entering]
+            step = _entering_weight(kraus, p, trial, slots)
+            excess = float(divergence[entering[0]]) - chi
+            if step * excess <= 1e-12:
+                negligible = f"; an input with D - chi = {excess:.3g} bits would gain at most {step * excess:.2g} bits"
+                entering = []
         if not entering or rounds >= max_rounds or counts["iterations"] >= max_iterations:
             stop_reason, converged = record.stop_reason, True
             if entering:
@@ -209,16 +227,43 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
                 stop_reason = (f"active-set rounds exhausted with a KKT violation (a pure input has D - chi = "
                                f"{float(divergence[entering[0]]) - chi:.3g} bits)")
             else:
-                stop_reason += f"; KKT: dropped members have D - chi <= {float(divergence.max()) - chi:.3g} bits"
+                stop_reason += f"; KKT: dropped members have D - chi <= {float(divergence.max()) - chi:.3g} bits{negligible}"
             break
-        for slot, k in zip(inactive, entering):
-            s[slot] = candidates[k]
-            p[slot] = 0.01 / len(entering)
-            active.append(slot)
-        active.sort()
+        s[slots] = candidates[entering]
+        p = p * (1 - step)
+        p[slots] = step / len(slots)
+        active = sorted(active + slots)
+        protected = set(slots)
     if bar is not None:
         bar.close()
     return p, s, counts, stop_reason, converged, gradient_norm, cost_value
+
+
+def _entering_weight(kraus, p: torch.Tensor, s: torch.Tensor, slots: list[int], steps: int = 60) -> float:
+    """Exact line search for the weight ``t`` that moves ``p`` to ``(1 - t) p + t u`` (``u`` uniform on ``slots``) with
+    the states fixed: :math:`\\chi` is concave in the weights, so bisection on the sign of
+    :math:`d\\chi/dt = \\sum_i (u_i - p_i) D_i` (Donald's identity: :math:`\\partial\\chi/\\partial p_i = D_i - 1/\\ln 2`)."""
+    with torch.no_grad():
+        outputs = channel_outputs(kraus, torch.view_as_complex(s))
+        u = torch.zeros_like(p)
+        u[slots] = 1.0 / len(slots)
+
+        def slope(t: float) -> float:
+            q = (1 - t) * p + t * u
+            average = torch.einsum("m,mab->ab", q.to(outputs.dtype), outputs)
+            divergence = member_divergences(kraus, None, torch.view_as_complex(s), average=average)
+            return float(((u - p) * divergence).sum())
+
+        low, high = 0.0, 1.0 - 1e-6
+        if slope(high) > 0:
+            return high
+        for _ in range(steps):
+            middle = 0.5 * (low + high)
+            if slope(middle) > 0:
+                low = middle
+            else:
+                high = middle
+        return low
 
 
 def _leaving(kraus, weights: torch.Tensor, states: torch.Tensor) -> list[int]:
@@ -264,7 +309,11 @@ def holevo_capacity(kraus, *, method: str = "rgd", tol: float = 1e-10, seed: int
       dropped members are re-checked: :math:`D(\\mathcal{N}(\\psi\\psi^H)\\Vert\\mathcal{N}(\\bar\\rho))` is
       ascended from each dropped member's state, as many random states and the input basis vectors (the
       letters of a cq channel, where D is convex in the letter distribution, so these starts make the check exact); inputs with
-      :math:`D > \\chi + 10^{-9}` re-enter with a small weight and the method continues. ``converged`` is True
+      :math:`D > \\chi + 10^{-9}` that are not at an active member's state are violations; the most violating
+      one re-enters as one member, with the weight of an exact line search on :math:`\\chi` (states fixed), and
+      may not be dropped again before the face problem converges (anti-cycling: several at once, at a fixed
+      small weight, split the step among duplicates and inputs that stop violating, and were dropped and
+      re-added over and over), and the method continues. ``converged`` is True
       only when the face problem converged and no re-check found a violation (a local certificate: the
       ascent is local).
 
