@@ -178,14 +178,15 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
             s[active] = states.detach()
         gradient_norm, cost_value = record.gradient_norm, record.cost
         if leaving:
+            if rounds >= max_rounds or counts["iterations"] >= max_iterations:
+                # stop on the ensemble whose cost is reported (dropping now would leave weights summing below 1)
+                stop_reason = f"active-set rounds exhausted ({rounds} rounds, {counts['iterations']} iterations)"
+                break
             keep = [i for k, i in enumerate(active) if k not in leaving]
             for k in leaving:
                 p[active[k]] = 0.0
             active = keep
-            if rounds < max_rounds and counts["iterations"] < max_iterations:
-                continue
-            stop_reason = f"active-set rounds exhausted ({rounds} rounds, {counts['iterations']} iterations)"
-            break
+            continue
         if not record.converged:
             stop_reason = record.stop_reason or "stopped"
             break
