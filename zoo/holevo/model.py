@@ -31,7 +31,7 @@ import geoopt
 import torch
 
 from zoo.holevo.channels import kraus_operators
-from zoo.holevo.entropy import von_neumann_entropy
+from zoo.holevo.entropy import _FLOOR, _kernel, von_neumann_entropy
 from zoo.manifolds import ComplexSphere, Simplex
 from zoo.optim import OPTIMIZERS
 
@@ -76,7 +76,7 @@ class HolevoResult:
     cost_evaluations: int
 
 
-def _initial_point(d_in: int, members: int, seed: int, metric: str):
+def _initial_point(d_in: int, members: int, seed: int):
     generator = torch.Generator().manual_seed(seed)
     weights = torch.full((members,), 1.0 / members, dtype=torch.float64)
     states = ComplexSphere(real_view=True).random(members, d_in, 2, dtype=torch.float64, generator=generator)
@@ -86,7 +86,7 @@ def _initial_point(d_in: int, members: int, seed: int, metric: str):
 def _log2_support(rho: torch.Tensor) -> torch.Tensor:
     """:math:`\\log_2\\rho` with eigenvalues at or below round-off floored at 1e-300 (the entropy module's kernel rule)."""
     values, vectors = torch.linalg.eigh(rho)
-    values = torch.where(values > _kernel_threshold(values), values, torch.full_like(values, 1e-300))
+    values = torch.where(_kernel(values), torch.full_like(values, _FLOOR), values)
     return (vectors * torch.log2(values).to(vectors.dtype)) @ vectors.mH
 
 
@@ -123,15 +123,11 @@ def _price(kraus: torch.Tensor, average: torch.Tensor, starts: torch.Tensor, ite
         return psi.detach().clone(), member_divergences(kraus, None, found, average=average)
 
 
-def _kernel_threshold(values: torch.Tensor) -> torch.Tensor:
-    return values.shape[-1] * torch.finfo(values.dtype).eps * values.abs().amax(-1, keepdim=True).clamp_min(1e-300)
-
-
 def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int, max_iterations: int, progress: bool,
            active_set: bool, check_every: int = 50, max_rounds: int = 200):
     """One seeded start of :func:`holevo_capacity` (see its docstring for the active-set rule)."""
     d_in = kraus.shape[2]
-    p, s = _initial_point(d_in, members, seed, metric)
+    p, s = _initial_point(d_in, members, seed)
     active = list(range(members))
     counts = {"iterations": 0, "cost": 0, "time": 0.0, "process_time": 0.0}
     stop_reason, converged, gradient_norm, cost_value = "", False, math.nan, math.nan
