@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -392,6 +393,7 @@ def speed64(counts, repeats: int, device: str) -> dict:
             "lmfit_loop": lambda: run_lmfit(counts)}
     names = list(arms)
     times = {name: {"cpu": [], "wall": []} for name in names}
+    load = [os.getloadavg()[0]]
     for r in tqdm(range(repeats), desc="64 spectra, interleaved", leave=False):
         for name in names[r % len(names):] + names[: r % len(names)]:
             with contextlib.redirect_stderr(io.StringIO()):  # lmfit's per-fit bar
@@ -399,7 +401,8 @@ def speed64(counts, repeats: int, device: str) -> dict:
                 arms[name]()
                 times[name]["cpu"].append(time.process_time() - c0)
                 times[name]["wall"].append(time.perf_counter() - w0)
-    out = {"repeats": repeats, "spectra": len(counts)}
+    load.append(os.getloadavg()[0])
+    out = {"repeats": repeats, "spectra": len(counts), "load_average_1min": load}
     for name in names:
         for clock in ("cpu", "wall"):
             out[f"{name}_{clock}_seconds"] = float(np.median(times[name][clock]))
@@ -469,7 +472,10 @@ def write_markdown(report: dict, path: str) -> str:
     if "speedup_zoo_all_cpu" in b:
         lines += ["\n### 64 spectra: batched fit against a loop of lmfit\n",
                   f"{b['repeats']} rounds, interleaved (order rotated each round), {report['threads']} thread(s); CPU = process "
-                  "time. Ratio = lmfit loop / zoo per round: median (min - max).\n",
+                  "time. Ratio = lmfit loop / zoo per round: median (min - max)."
+                  + (" Load average (1 min) {:.1f} at the start, {:.1f} at the end, on 2 cores shared with other jobs: the "
+                     "range is wide; the medians are the numbers to read.".format(*b["load_average_1min"]) if "load_average_1min" in b else "")
+                  + "\n",
                   "| arm | CPU s (median) | wall s (median) | CPU ratio | wall ratio |", "|---|---|---|---|---|"]
         for name, label in (("lmfit_loop", "lmfit leastsq, one fit per spectrum"), ("zoo_all", "zoo fit_batched (every problem every iteration)"),
                             ("zoo_drop_converged", "zoo fit_batched, drop_converged=True")):
