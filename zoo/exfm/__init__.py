@@ -39,13 +39,14 @@ from zoo.exfm.features import CategoricalFeature, FeatureSpec, NumericFeature, b
 from zoo.exfm.metrics import auc, log_loss, normalized_entropy, transfer_ratio
 from zoo.exfm.model import CTRNetwork, FusedEmbedding, StudentAdapter, gradient_scale
 from zoo.exfm.module import ExFMStreamData, ExFMSystem, stream_evaluation
+from zoo.exfm.spec import load_feature_spec, save_feature_spec
 from zoo.exfm.stream import StreamingTrainer
 
 __all__ = [
     "ArrowStream", "CTRNetwork", "CategoricalFeature", "DataAugmentationService", "ExFMConfig", "ExFMStreamData",
     "ExFMSystem", "FeatureSpec", "FusedEmbedding", "NetworkConfig", "NumericFeature", "RunningStatistics",
     "StreamingTrainer", "StudentAdapter", "StudentSpec", "SyntheticStream", "VerticalSpec", "ablation_students",
-    "adapter_step", "auc", "build_vocabulary", "find_movielens_100k", "gradient_scale", "load_movielens_100k",
-    "log_loss", "make_synthetic_stream", "movielens_feature_spec", "normalized_entropy", "student_loss",
+    "adapter_step", "auc", "build_vocabulary", "find_movielens_100k", "gradient_scale", "load_feature_spec", "load_movielens_100k",
+    "log_loss", "make_synthetic_stream", "movielens_feature_spec", "normalized_entropy", "save_feature_spec", "student_loss",
     "stream_evaluation", "synthetic_feature_spec", "transfer_ratio", "write_arrow_stream",
 ]
