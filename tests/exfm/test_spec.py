@@ -76,7 +76,20 @@ def generated_movielens_rows(n=500, seed=0):
     })
 
 
-def test_yaml_specs_give_the_features_of_the_old_code_on_both_data_sets():
+def write_generated_movielens(folder, n=300, seed=0):
+    """RecBole atomic files of generated ratings (users, items, genres, an unknown release year, an unknown occupation)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    lines = [f"{rng.integers(1, 60)}\t{rng.integers(1, 80)}\t{rng.integers(1, 6)}\t{880000000 + int(rng.integers(0, 10**7))}" for _ in range(n)]
+    (folder / "ml-100k.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "\n".join(lines) + "\n")
+    occupations = [*OCCUPATIONS[:5], "astronaut"]
+    users = [f"{u}\t{rng.integers(10, 70)}\t{'MF'[u % 2]}\t{occupations[u % 6]}\t{rng.integers(10000, 99999)}" for u in range(1, 60)]
+    (folder / "ml-100k.user").write_text("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n" + "\n".join(users) + "\n")
+    items = [f"{i}\tMovie {i}\t{'unknown' if i % 9 == 0 else 1930 + i}\t{GENRES[i % 19]} {GENRES[(3 * i) % 19]}" for i in range(1, 80)]
+    (folder / "ml-100k.item").write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n" + "\n".join(items) + "\n")
+
+
+def test_yaml_specs_give_the_features_of_the_old_code_on_both_data_sets(tmp_path):
     stream = make_synthetic_stream(3000, 3, seed=5, users_active=80, items_active=40, categories=12, segments=5)
     for new, old in [(synthetic_feature_spec(), old_synthetic_spec()),
                      (synthetic_feature_spec(stream, user_buckets=512, item_buckets=256), old_synthetic_spec(12, 5, 512, 256))]:
@@ -90,6 +103,11 @@ def test_yaml_specs_give_the_features_of_the_old_code_on_both_data_sets():
         ids = new.encode(rows)
         np.testing.assert_array_equal(ids, old.encode(rows))
         assert (ids[:, 2] == 2).sum() > 0 and (ids[:, 8] == 0).sum() > 0  # OOV gender and NaN age were exercised
+    from zoo.exfm.data import load_movielens_100k
+
+    write_generated_movielens(tmp_path / "ml-100k")
+    for window in load_movielens_100k(tmp_path / "ml-100k", n_windows=3):  # the reader's rows, encoded by both specs
+        np.testing.assert_array_equal(movielens_feature_spec().encode(window), old_movielens_spec().encode(window))
 
 
 def test_config_names_a_spec_and_stores_the_resolved_one():
