@@ -231,8 +231,11 @@ class StreamValidation:
 
     def report(self) -> str:
         """Markdown for the model card: the split, the stopping rule and the validation curve."""
-        lines = [f"Held out: the last {self.valid_windows} window(s) before the last {self.test_windows} as the validation set, "
-                 f"the last {self.test_windows} as the test set; training windows end at window {self.n_train - 1 if self.n_train else '?'}."]
+        n = self.n_train if self.n_train is not None else 0
+        valid, test = list(range(n, n + self.valid_windows)), list(range(n + self.valid_windows, n + self.valid_windows + self.test_windows))
+        lines = [f"Held out, never trained on: validation window(s) {valid or 'none'}, test window(s) {test or 'none'}; "
+                 f"the training windows end at window {n - 1}. After each training window every model is scored on the "
+                 "validation set (the same rows each time)."]
         if self.spec is not None:
             s = self.spec
             lines.append(f"Early stopping on `{s.monitor}` ({s.direction}imise, patience {s.patience or 'off'}, min_delta {s.min_delta:g}, "
