@@ -60,7 +60,9 @@ def _movielens():
 def test_ml100k_tiny_recipe(tmp_path):
     result = run_recipe(RECIPES / "ml100k_tiny.yaml", ["--trainer.default_root_dir", str(tmp_path)])
     metrics = result.metrics
-    assert metrics["windows"] == 20 and 0.5 < metrics["foundation/all/auc"] < 1.0
+    # windows 18 and 19 are held out (validation, test); early stopping may end the training windows before 18
+    assert metrics["windows"] <= 18 and (metrics["split/valid_windows"], metrics["split/test_windows"]) == (1, 1)
+    assert 0.5 < metrics["foundation/all/auc"] < 1.0 and 0.5 < metrics["test/serving/auc"] < 1.0
     assert 0 < metrics["das/fm_calls"] < metrics["das/naive_calls"]  # multi-genre movies are in both verticals
     check_card("paperzoo/exfm-ml100k-tiny", metrics, [s.name for s in result.module.config.students])
 
