@@ -414,10 +414,13 @@ def heldout(args: argparse.Namespace) -> dict[str, Any]:
 
 def heldout_markdown(result: dict[str, Any]) -> str:
     n = len(result["seeds"])
-    lines = ["### Train / valid / test (held-out windows)", "", result["description"],
-             f"Mean ± std over {n} seeds; each metric pooled over the rows of its set (NE against the set's own positive "
-             "rate); `train` is in-sample (the final weights on the windows they trained on). Best (restored) window per "
-             f"seed: {', '.join(str(int(w)) if w is not None else '-' for w in result['best_windows'])}.", "",
+    stopped = [r["metrics"].get("early_stopping/stopped_window") for r in result["runs"]]
+    lines = ["### Train / valid / test (held-out windows)", "", result["description"], "",
+             f"Mean ± std over {n} seeds (not paired: for arm against arm, use the paired ablation above); each metric "
+             "pooled over the rows of its set (NE against the set's own positive rate); `train` is in-sample (the final "
+             "weights on the windows they trained on). Best (restored) window per seed: "
+             f"{', '.join(str(int(w)) if w is not None else '-' for w in result['best_windows'])}; early stopping stopped "
+             + (f"{sum(w is not None for w in stopped)} of {n} runs." if any(w is not None for w in stopped) else "none of the runs."), "",
              "| vertical | model | train AUC | train log loss | train NE | valid AUC | valid log loss | valid NE | test AUC | test log loss | test NE |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["table"]:
