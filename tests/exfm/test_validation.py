@@ -121,3 +121,16 @@ def test_bad_settings_fail_with_one_line_errors():
     with pytest.raises(ValueError, match=r"4 windows leave no training window"):
         StreamingTrainer(system(), valid_windows=2, test_windows=2).run(list(make_synthetic_stream(400, 4, users_active=20, items_active=10)))
     assert EarlyStoppingSpec("valid/a_alone/auc").direction == "max" and EarlyStoppingSpec("valid/a_alone/ne").direction == "min"
+
+
+def test_lightning_side_holds_out_the_windows_and_checks_the_callback():
+    from zoo.exfm.module import ExFMStreamData, StreamEarlyStopping
+
+    data = ExFMStreamData(n_rows=1200, n_windows=6, valid_windows=1, test_windows=2, stream_options={"users_active": 20, "items_active": 10})
+    assert [int(t) for t in data.train_dataloader()] == [0, 1, 2]  # windows 3-5 are never training steps
+    assert '"valid_windows": 1' in data.data_key() and '"valid_windows"' not in ExFMStreamData(n_windows=6).data_key()
+    with pytest.raises(ValueError, match=r"valid_windows \(3\) and test_windows \(3\) must be >= 0 and leave a training window"):
+        ExFMStreamData(n_windows=6, valid_windows=3, test_windows=3)
+    with pytest.raises(ValueError, match=r"patience must be an integer >= 0, got 1.5"):
+        StreamEarlyStopping(patience=1.5)
+    assert StreamEarlyStopping("valid/foundation/all/logloss").spec.direction == "min"
