@@ -42,23 +42,137 @@ def test_default_solver_reaches_blahut_arimoto_on_rank_deficient_cq_channels(see
         assert (result.probabilities == 0).any()  # the boundary was reached, not approached
 
 
-# issue 20's gate, measured per seed (one run each, 2 shared cores, 100 s limit; seeds 4..8, 10..16, 19 with the
-# line-search entering rule before its 1e-12-bit gain floor): 18 of 20 pass; in the full sweep after the last
-# active-set change seed 18 passed too (44 s), so 19 of 20; seed 3 cycled
-# (drop / re-add), seed 7 timed out and seed 17 stopped 8e-3 bits short before the entering rules; seeds 0, 3 take 40 .. 95 s
-_GATE_OPEN = {
-    9: "8 letters, d = 5: one letter's optimal weight is 3.4e-3; after it re-enters the face problem does not "
-       "converge within max_iterations (1.3e-6 bits short)",
-}
-
-
+# issue 20's gate. Seed 9 (8 letters, d = 5, a letter of optimal weight 3.4e-3) stopped 1.3e-6 bits short at
+# max_iterations until the face problem got exact Newton steps on the weights; with them all 20 seeds pass (the
+# whole slow tier, these 20 and the 7 larger general channels: 382 s wall on 2 shared cores; seed 9 17 s)
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [pytest.param(seed, marks=[pytest.mark.xfail(strict=False, reason=_GATE_OPEN[seed]),
-                                                           pytest.mark.timeout(150)])
-                                  if seed in _GATE_OPEN else seed for seed in range(20)])
+@pytest.mark.parametrize("seed", range(20))
 def test_default_solver_reaches_blahut_arimoto_on_20_larger_cq_channels(seed):
     """The issue's gate: d = 2..8, 3..8 letters (members = letters^2 up to 64)."""
     _check_against_blahut_arimoto(instance(seed, d_range=(2, 9), letter_range=(3, 9)))
+
+
+def test_face_weights_newton_step_reaches_blahut_arimoto_in_a_few_iterations():
+    """With the states at the letters, the face problem in the weights is the cq capacity itself: at most 5 exact
+    Newton steps from uniform weights reach Blahut-Arimoto's value within 1e-11 bits (interior optimum, seed 1;
+    Blahut-Arimoto takes 47 iterations to close its bracket to 1e-12)."""
+    from zoo.holevo.model import _face_weights
+
+    states = instance(1)
+    ba = blahut_arimoto(states, tol=1e-12)
+    assert ba.probabilities.min() > 1e-3
+    letters = states.shape[0]
+    start = torch.full((letters,), 1.0 / letters, dtype=torch.float64)
+    weights, gain = _face_weights(cq_channel(states), start, torch.eye(letters, dtype=torch.complex128), steps=5)
+    assert gain > 0 and abs(float(weights.sum()) - 1) < 1e-14
+    assert abs(holevo_quantity(cq_channel(states), weights, torch.eye(letters, dtype=torch.complex128)) - ba.capacity) <= 1e-11
+
+
+def test_a_small_weight_does_not_stall_the_face_problem():
+    """The gate's seed-9 failure in a small instance (5 letters, d = 3): with every member at a letter, the weights were
+    off their face optimum (D - chi from -7.7e-4 to 1.1e-3 bits) and RGD moved them so slowly (the bi-invariant metric
+    scales a weight's gradient by p^2; the rank-deficient outputs make the states stiff) that 3000 iterations ended
+    1.1e-6 bits short and unconverged (14335 iterations were needed); with the Newton weight step: 304."""
+    states = rank_deficient_cq_states(29)
+    ba = blahut_arimoto(states, tol=1e-12)
+    result = holevo_capacity(cq_channel(states), max_iterations=3000)
+    assert result.converged, result.stop_reason
+    assert abs(result.capacity - ba.capacity) <= 1e-9
+
+
+def test_kkt_recheck_runs_when_every_member_is_active():
+    """3 letters, d = 2, 9 members: all members converged onto letters 0 and 2 and none was dropped, so the KKT re-check
+    was skipped and converged=True was reported 6.7e-5 bits short (letter 1 has optimal weight 0.0107). Now the
+    re-check prices inputs anyway and frees a slot by merging two members with the same state."""
+    states = rank_deficient_cq_states(54)
+    ba = blahut_arimoto(states, tol=1e-12)
+    assert 1e-3 < float(ba.probabilities.min()) < 0.05
+    result = holevo_capacity(cq_channel(states))
+    assert result.converged, result.stop_reason
+    assert abs(result.capacity - ba.capacity) <= 1e-9
+
+
+def test_merging_duplicate_members_keeps_the_ensemble():
+    from zoo.holevo.model import _merge_duplicate
+
+    kraus = amplitude_damping(0.3)
+    psi = torch.tensor([[1, 0], [0.6, 0.8j], [0, 1], [-0.6j, 0.8]], dtype=torch.complex128)  # 1 and 3 agree up to a phase
+    p = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    before = holevo_quantity(kraus, p, psi)
+    merged = p.clone()
+    freed = _merge_duplicate(merged, torch.view_as_real(psi), [0, 1, 2, 3])
+    assert freed == 1 and float(merged[1]) == 0 and abs(float(merged[3]) - 0.6) < 1e-15
+    assert abs(holevo_quantity(kraus, merged, psi) - before) < 1e-14
+    assert _merge_duplicate(merged, torch.view_as_real(psi), [0, 2, 3]) is None
+
+
+def _haar_unitary(d: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(d, d, dtype=torch.complex128, generator=generator))
+    return q * (r.diagonal() / r.diagonal().abs())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rotated_cq_channels_with_few_optimal_members_at_larger_sizes(seed):
+    """General channels given by Kraus operators, d_in = 4, 5, 6 (members = d_in^2 = 16, 25, 36): a rank-deficient cq
+    channel behind a Haar-random input unitary V, N(rho) = sum_x <x|V rho V^H|x> sigma_x. Its Holevo capacity is the
+    cq channel's (chi is invariant under an input unitary), so Blahut-Arimoto on the letters is an independent
+    reference, and the optimal ensemble has at most d_in members (the letters V^H|x>), fewer than ``members``; the
+    solver does not know the basis (its re-check starts at the computational basis, not at V^H|x>). Measured: 2, 3, 7 s
+    CPU; gaps to Blahut-Arimoto -2e-15, 1.6e-13, 2.5e-13 bits."""
+    d_in = 4 + seed
+    states = rank_deficient_cq_states(seed, (d_in - 1, d_in), (d_in, d_in + 1))  # d_in letters, outputs of dim d_in - 1
+    unitary = _haar_unitary(d_in, 100 + seed)
+    kraus = cq_channel(states) @ unitary
+    ba = blahut_arimoto(states, tol=1e-12)
+    result = holevo_capacity(kraus)
+    assert result.converged, result.stop_reason
+    assert abs(result.capacity - ba.capacity) <= 1e-9
+    # every member with weight sits at a letter V^H|x> (up to a phase), and the weights per letter are Blahut-Arimoto's
+    overlap = (result.states.conj() @ unitary.mH).abs() ** 2  # [members, letters]: |<x|V psi_i>|^2
+    used = result.probabilities > 1e-12
+    assert (overlap[used].amax(1) > 1 - 1e-8).all()
+    per_letter = torch.zeros(d_in, dtype=torch.float64).index_add_(0, overlap[used].argmax(1), result.probabilities[used])
+    assert torch.allclose(per_letter, ba.probabilities, atol=1e-6)
+    assert int((ba.probabilities > 1e-9).sum()) < d_in * d_in
+
+
+def _distinct_states(states: torch.Tensor, weights: torch.Tensor, threshold: float = 1e-9) -> int:
+    """How many different pure states (up to a phase, overlap > 1 - 1e-8) carry weight above ``threshold``."""
+    kept: list[torch.Tensor] = []
+    for psi in states[weights > threshold]:
+        if all(float((psi.conj() @ other).abs() ** 2) < 1 - 1e-8 for other in kept):
+            kept.append(psi)
+    return len(kept)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d, seed", [(4, 1), (5, 0), (6, 0),
+                                     pytest.param(4, 0, marks=[pytest.mark.timeout(300), pytest.mark.xfail(strict=False, reason=(
+                                         "RGD reaches the value hybrid certifies (1.5618873536312, 13 digits) but not "
+                                         "the gradient tolerance: converged=False after 20000 iterations, 40 s CPU"))])])
+def test_random_kraus_channels_at_larger_sizes(d, seed):
+    """Random channels d -> d with Kraus rank 2 (``random_channel``), members = d^2 = 16, 25, 36: no closed form, so
+    the checks are the bounds 0 <= chi <= log2 d, the divergence radius (Donald's identity: chi* <= max_psi
+    D(N(psi psi^H) || N(rho_bar)) for the ensemble found, so the gap bounds the suboptimality; the max is a
+    multistart local ascent from 64 random inputs that the solver never saw, so a sanity check rather than a
+    certificate) and the hybrid method's value. Measured (2 shared cores): RGD 1.5, 14.8, 0.9 s CPU, radius gaps 3.9e-10,
+    1.3e-9, 8.6e-10 bits, equal to hybrid's value to 13 digits."""
+    from zoo.holevo.model import _price, channel_outputs
+    from zoo.manifolds import ComplexSphere
+
+    kraus = random_channel(d, d, 2, seed=seed)
+    result = holevo_capacity(kraus)
+    assert result.converged, result.stop_reason
+    assert 0 <= result.capacity <= math.log2(d) + 1e-12
+    average = torch.einsum("m,mab->ab", result.probabilities.to(torch.complex128), channel_outputs(kraus, result.states))
+    starts = ComplexSphere(real_view=True).random(64, d, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    _, divergence = _price(kraus, average, starts)
+    assert -1e-9 <= float(divergence.max()) - result.capacity <= 1e-8
+    assert _distinct_states(result.states, result.probabilities) < d * d
+    hybrid = holevo_capacity(kraus, method="hybrid")
+    assert hybrid.converged and abs(hybrid.capacity - result.capacity) <= 1e-9
 
 
 @pytest.mark.parametrize("gamma", [0.2, 0.5])

@@ -15,7 +15,8 @@ through :func:`~zoo.holevo.entropy.von_neumann_entropy`; they equal the closed f
 with :math:`A_i = \mathcal{N}^\dagger(\log_2\mathcal{N}(\bar\rho) - \log_2\mathcal{N}(\psi_i\psi_i^H))`.
 The default solver is the paper's: Riemannian gradient descent with BB steps (nonmonotone line search) and
 the bi-invariant metric on the weights, inside an active-set loop of ours that reaches optima on the boundary of
-the simplex (unused members get weight exactly 0; see :func:`holevo_capacity`).
+the simplex (unused members get weight exactly 0) and solves for the weights of each face by Newton steps with the
+states fixed (see :func:`holevo_capacity`).
 
 Baseline for classical-quantum channels: Blahut-Arimoto (Nagaoka 1998; Ramakrishnan, Iten, Scholz, Berta,
 arXiv 1905.01286) with the bracket :math:`I(p_k) \le \chi \le \max_x D(\sigma_x\Vert\bar\sigma_k)`.
@@ -150,6 +151,7 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
         optimizer = OPTIMIZERS[method]([weights, states], max_iterations=max(max_iterations - counts["iterations"], 0),
                                        gradient_tolerance=tol)
         leaving: list[int] = []
+        reweighted = False
         while not optimizer.stopped:
             optimizer.step(closure)
             if bar is not None:
@@ -157,11 +159,17 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
                 bar.set_postfix(members=len(active), cost=optimizer.history[-1]["cost"] if optimizer.history else None,
                                 refresh=False)
                 bar.refresh()
-            if (active_set and not optimizer.stopped and optimizer.iterations % check_every == 0
-                    and len(active) > 2):
-                leaving = [k for k in _leaving(kraus, weights.detach(), torch.view_as_complex(states.detach()))
-                           if active[k] not in protected]
-                if leaving:
+            if active_set and not optimizer.stopped and optimizer.iterations % check_every == 0 and len(active) > 1:
+                # the weights' slow mode: solve for them exactly with the states fixed (see _face_weights)
+                found, gain = _face_weights(kraus, weights.detach().clone(), torch.view_as_complex(states.detach()))
+                if gain > 1e-15 * max(1.0, abs(optimizer.history[-1]["cost"])):
+                    with torch.no_grad():
+                        weights.copy_(found)
+                    reweighted = True
+                if len(active) > 2:
+                    leaving = [k for k in _leaving(kraus, weights.detach(), torch.view_as_complex(states.detach()))
+                               if active[k] not in protected]
+                if leaving or reweighted:
                     break
         record = optimizer.result
         counts["iterations"] += record.iterations
@@ -173,6 +181,9 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
             p[active] = weights.detach()
             s[active] = states.detach()
         gradient_norm, cost_value = record.gradient_norm, record.cost
+        if reweighted:  # the recorded cost is that of the weights before the weight step
+            with torch.no_grad():
+                cost_value = float(holevo_cost(kraus, p[active], torch.view_as_complex(s[active])))
         if leaving:
             if rounds >= max_rounds or counts["iterations"] >= max_iterations:
                 # stop on the ensemble whose cost is reported (dropping now would leave weights summing below 1)
@@ -183,20 +194,25 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
                 p[active[k]] = 0.0
             active = keep
             continue
+        if reweighted:  # the face problem restarts from the new weights (not an active-set round)
+            rounds -= 1
+            continue
         if not record.converged:
             stop_reason = record.stop_reason or "stopped"
             break
         protected = set()
         inactive = [i for i in range(members) if i not in active]
-        if not active_set or not inactive:
+        if not active_set:
             stop_reason, converged = record.stop_reason, True
             break
         # KKT re-check of the dropped members: can any pure input raise chi (D > chi)? Ascend D from their states
-        # and from as many fresh random states, all at once.
+        # and from as many fresh random states, all at once. With every member active it runs too (from d_in random
+        # states): a face can converge with all members stationary while an input the ensemble lacks violates KKT
         chi = -cost_value
         with torch.no_grad():
             average = torch.einsum("m,mab->ab", p.to(kraus.dtype), channel_outputs(kraus, torch.view_as_complex(s)))
-        fresh = ComplexSphere(real_view=True).random(len(inactive), d_in, 2, dtype=torch.float64, generator=generator)
+        fresh = ComplexSphere(real_view=True).random(len(inactive) or d_in, d_in, 2, dtype=torch.float64,
+                                                     generator=generator)
         basis = torch.view_as_real(torch.eye(d_in, dtype=kraus.dtype))  # the input basis (the letters of a cq channel)
         candidates, divergence = _price(kraus, average, torch.cat([s[inactive], fresh, basis]))
         margin = 1e-9 * max(1.0, abs(chi))
@@ -207,8 +223,16 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
         # residual on the face (about tol / p_i), which the face problem owns
         overlap = (torch.view_as_complex(candidates).conj() @ torch.view_as_complex(s[active]).T).abs().amax(1) ** 2
         entering = [k for k in order if float(divergence[k]) > chi + margin and float(overlap[k]) < 1 - 1e-8][:1]
-        step, negligible = 0.0, ""
-        if entering:  # by concavity the gain of entering is at most step * (D - chi): below 1e-12 bits it is no violation
+        step, negligible, full = 0.0, "", ""
+        if entering and not inactive:  # free a member by merging two with the same state (the ensemble is unchanged)
+            freed = _merge_duplicate(p, s, active)
+            if freed is None:
+                full = " and no free member (all members active and distinct)"
+            else:
+                active = [i for i in active if i != freed]
+                inactive = [freed]
+        if entering and not full:  # by concavity the gain of entering is at most step * (D - chi): below 1e-12 bits
+            # it is no violation
             slots = inactive[:1]
             trial = s.clone()
             trial[slots] = candidates[entering]
@@ -217,14 +241,15 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
             if step * excess <= 1e-12:
                 negligible = f"; an input with D - chi = {excess:.3g} bits would gain at most {step * excess:.2g} bits"
                 entering = []
-        if not entering or rounds >= max_rounds or counts["iterations"] >= max_iterations:
+        if not entering or full or rounds >= max_rounds or counts["iterations"] >= max_iterations:
             stop_reason, converged = record.stop_reason, True
             if entering:
                 converged = False
-                stop_reason = (f"active-set rounds exhausted with a KKT violation (a pure input has D - chi = "
-                               f"{float(divergence[entering[0]]) - chi:.3g} bits)")
+                stop_reason = (f"{'stopped' if full else 'active-set rounds exhausted'} with a KKT violation (a pure "
+                               f"input has D - chi = {float(divergence[entering[0]]) - chi:.3g} bits){full}")
             else:
-                stop_reason += f"; KKT: dropped members have D - chi <= {float(divergence.max()) - chi:.3g} bits{negligible}"
+                priced = "dropped members" if inactive else "no member dropped; priced inputs"
+                stop_reason += f"; KKT: {priced} have D - chi <= {float(divergence.max()) - chi:.3g} bits{negligible}"
             break
         s[slots] = candidates[entering]
         p = p * (1 - step)
@@ -234,6 +259,23 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
     if bar is not None:
         bar.close()
     return p, s, counts, stop_reason, converged, gradient_norm, cost_value
+
+
+def _merge_duplicate(p: torch.Tensor, s: torch.Tensor, active: list[int]) -> int | None:
+    """Merge the lighter of two active members whose states agree up to a phase (:math:`|\\langle\\psi_i|\\psi_j\\rangle|^2
+    > 1 - 10^{-12}`) into the other, in place (weights add; :math:`\\chi` and the average are unchanged); returns the
+    freed index, or None when all active states are distinct."""
+    states = torch.view_as_complex(s[active])
+    overlap = (states.conj() @ states.T).abs() ** 2
+    overlap.fill_diagonal_(0)
+    pairs = (overlap > 1 - 1e-12).nonzero().tolist()
+    if not pairs:
+        return None
+    i, j = min(pairs, key=lambda pair: float(min(p[active[pair[0]]], p[active[pair[1]]])))
+    keep, free = (active[i], active[j]) if p[active[i]] >= p[active[j]] else (active[j], active[i])
+    p[keep] += p[free]
+    p[free] = 0.0
+    return free
 
 
 def _entering_weight(kraus, p: torch.Tensor, s: torch.Tensor, slots: list[int], steps: int = 60) -> float:
@@ -261,6 +303,97 @@ def _entering_weight(kraus, p: torch.Tensor, s: torch.Tensor, slots: list[int], 
             else:
                 high = middle
         return low
+
+
+def _weight_hessian(outputs: torch.Tensor, average: torch.Tensor) -> torch.Tensor:
+    """Hessian of :math:`\\chi(p) = H(\\sum_i p_i w_i) - \\sum_i p_i H(w_i)` (bits) in the weights, states fixed.
+
+    :math:`\\partial^2\\chi/\\partial p_i\\partial p_j = -\\tfrac{1}{\\ln 2}\\,\\mathrm{tr}(w_i\\,\\mathrm{D}\\log\\bar w[w_j])
+    = -\\tfrac{1}{\\ln 2}\\sum_{ab} (\\tilde w_i)_{ba} (\\tilde w_j)_{ab} L_{ab}` with :math:`\\bar w = V\\Lambda V^H`,
+    :math:`\\tilde w = V^H w V` and the Daleckii-Krein divided differences
+    :math:`L_{ab} = (\\log\\lambda_a - \\log\\lambda_b)/(\\lambda_a - \\lambda_b)` (:math:`1/\\lambda_a` when they coincide;
+    Bhatia, *Matrix Analysis*, V.3). Every :math:`w_i` with :math:`p_i > 0` lives on the support of :math:`\\bar w`, so
+    pairs with a kernel eigenvalue (the entropy module's round-off rule) get :math:`L = 0`. Negative semidefinite
+    (:math:`\\chi` is concave in p); singular when two members share an output.
+    """
+    values, vectors = torch.linalg.eigh(average)
+    kernel = _kernel(values)
+    safe = torch.where(kernel, torch.ones_like(values), values)
+    li, lj = safe.unsqueeze(-1), safe.unsqueeze(-2)
+    gap = li - lj
+    close = gap.abs() <= 1e-10 * torch.maximum(li, lj)
+    divided = torch.where(close, 2 / (li + lj), (torch.log(li) - torch.log(lj)) / torch.where(close, torch.ones_like(gap), gap))
+    divided = torch.where(kernel.unsqueeze(-1) | kernel.unsqueeze(-2), torch.zeros_like(divided), divided)
+    rotated = vectors.mH @ outputs @ vectors
+    return -torch.einsum("iab,jba,ab->ij", rotated, rotated, divided.to(rotated.dtype)).real / math.log(2)
+
+
+def _face_weights(kraus, p: torch.Tensor, states: torch.Tensor, steps: int = 30) -> tuple[torch.Tensor, float]:
+    r"""Maximise :math:`\chi` over the weights of the active members with their states fixed; returns ``(p, gain)``.
+
+    With the states fixed, :math:`\chi(p) = \sum_i p_i D_i(p)` is concave on the simplex (the mutual information of
+    the cq channel :math:`i \mapsto w_i = \mathcal{N}(\psi_i\psi_i^H)`), with gradient
+    :math:`\partial\chi/\partial p_i = D_i - 1/\ln 2` (Donald's identity) and the Hessian of :func:`_weight_hessian`.
+    Each iteration takes the exact Newton step on the face :math:`\sum_i \Delta_i = 0`,
+
+    .. math:: \begin{pmatrix} \nabla^2\chi & \mathbf 1 \\ \mathbf 1^T & 0 \end{pmatrix}
+              \begin{pmatrix}\Delta \\ \nu\end{pmatrix} = \begin{pmatrix} -\nabla\chi \\ 0 \end{pmatrix}
+
+    (least-norm solution by SVD with singular values below :math:`10^{-9}` of the largest cut: members with equal
+    outputs make the Hessian singular, and only their total weight matters; nearly dependent outputs make it
+    nearly singular, and a step along such a direction, where :math:`\chi` is almost linear, is huge and gets cut
+    to nothing by the boundary, so those directions are left to the Riemannian method and the leaving rule; on a
+    random d = 4 channel a curvature of :math:`4\cdot10^{-11}` against 23 stalled the uncut step), shortened to
+    stay inside the open simplex (at most 0.99 of the way to the nearest zero weight, and no weight below
+    :math:`10^{-100}`, where the simplex metrics would overflow; a member that should leave decays geometrically and
+    the leaving rule drops it) and backtracked until Armijo's
+    condition :math:`\chi(p + t\Delta) \ge \chi(p) + 10^{-4} t \langle\nabla\chi, \Delta\rangle` holds (Nocedal and Wright,
+    *Numerical Optimization*, ch. 3 and 16). Where the step is no ascent direction or backtracking fails, one
+    Blahut-Arimoto step :math:`p_i \leftarrow p_i 2^{D_i} / \sum_j p_j 2^{D_j}` is taken instead: it never decreases
+    :math:`\chi` for fixed letters (Arimoto 1972; Nagaoka 1998). Stops when the Newton decrement
+    :math:`\langle\nabla\chi, \Delta\rangle/2` (the predicted gain) is at round-off.
+    """
+    with torch.no_grad():
+        outputs = channel_outputs(kraus, states)
+
+        def evaluate(q):
+            average = torch.einsum("m,mab->ab", q.to(outputs.dtype), outputs)
+            divergence = member_divergences(kraus, None, states, average=average)
+            return float((q * divergence).sum()), divergence, average
+
+        start, divergence, average = evaluate(p)
+        chi, m = start, p.numel()
+        floor = 1e-15 * max(1.0, abs(chi))
+        for _ in range(steps):
+            system = torch.zeros(m + 1, m + 1, dtype=torch.float64)
+            system[:m, :m] = _weight_hessian(outputs, average)
+            system[:m, m] = system[m, :m] = 1.0
+            rhs = torch.cat([-divergence, torch.zeros(1, dtype=torch.float64)])  # the 1/ln 2 is absorbed by nu
+            step = torch.linalg.lstsq(system, rhs.unsqueeze(-1), rcond=1e-9, driver="gelsd").solution[:m, 0]
+            slope = float((divergence * step).sum())
+            accepted = None
+            if math.isfinite(slope) and slope > 0:
+                if slope / 2 <= floor:
+                    break
+                shrinking = step < 0
+                t = min(1.0, 0.99 * float((p[shrinking] / -step[shrinking]).min())) if shrinking.any() else 1.0
+                while t > 1e-10:
+                    trial = (p + t * step).clamp_min(1e-100)
+                    trial = trial / trial.sum()
+                    value, trial_divergence, trial_average = evaluate(trial)
+                    if value >= chi + 1e-4 * t * slope:
+                        accepted = trial, value, trial_divergence, trial_average
+                        break
+                    t /= 2
+            if accepted is None:  # Blahut-Arimoto step: monotone
+                trial = p * torch.exp2(divergence - divergence.max())
+                trial = trial / trial.sum()
+                value, trial_divergence, trial_average = evaluate(trial)
+                if value <= chi + floor:
+                    break
+                accepted = trial, value, trial_divergence, trial_average
+            p, chi, divergence, average = accepted
+        return p, chi - start
 
 
 def _leaving(kraus, weights: torch.Tensor, states: torch.Tensor) -> list[int]:
@@ -295,22 +428,46 @@ def holevo_capacity(kraus, *, method: str = "rgd", tol: float = 1e-10, seed: int
     outputs, cq channels whose letters go unused): the optimum sits on the boundary of the simplex, where the
     open-simplex metrics put it infinitely far away, so plain Riemannian descent approaches it sublinearly
     (with the bi-invariant metric a weight decays like 1/k). We therefore run a face-restricted active-set
-    method rather than a multiplicative (Blahut-Arimoto-like) finishing step, because the active set keeps the
-    chosen Riemannian method and its rate on the face, and certifies the result:
+    method rather than a multiplicative (Blahut-Arimoto-like) method throughout, because the active set keeps the
+    chosen Riemannian method and its rate on the face, and certifies the result; on each face the weights get
+    exact Newton steps with the states fixed:
 
-    * every ``50`` iterations, members with :math:`p_i \\le \\min(10^{-2}, 10^{-1}(\\chi - D_i))` and
+    * every ``50`` iterations the weights of the active members are first solved for with the states fixed, by
+      exact Newton steps on the face (:func:`_face_weights`); if that raises :math:`\\chi` by more than round-off
+      (:math:`10^{-15}\\max(1, \\chi)`), the method restarts on the face from the new weights (not counted as an
+      active-set round). Why: on the face the weights can be the slow mode. The bi-invariant metric scales the
+      weight part of the Riemannian gradient by :math:`p_i^2` (the Fisher metric by :math:`p_i`), so a small
+      member's log-weight moves by about :math:`t\\,p_i(D_i - \\chi)` (bits) per step of size t, while t is capped by
+      the stiff directions (our reading, not measured apart: states whose outputs are rank-deficient, where the
+      entropy's floored kernel logarithm gives curvature of order :math:`p_i\\log_2(1/\\lambda_{floor}) \\approx
+      10^3 p_i`). Measured on the
+      gate's seed 9 (8 letters, d = 5; the last face had 34 members): a member with :math:`p = 2.4\\cdot10^{-3}`
+      (optimal :math:`3.4\\cdot10^{-3}`) and :math:`D - \\chi = 2.6\\cdot10^{-3}` bits stayed there for 4900 RGD
+      iterations (gradient norm stuck at :math:`9\\cdot10^{-6}`, :math:`1.3\\cdot10^{-6}` bits short). With the
+      states fixed the weight problem is concave and small (m x m Hessian in closed form), and on that face
+      Newton reached Blahut-Arimoto's value within :math:`2\\cdot10^{-13}` bits in 2 iterations, whereas the
+      Blahut-Arimoto multiplicative step :math:`p_i \\leftarrow p_i 2^{D_i}/Z` (monotone, but linear at a rate of
+      about :math:`1 - c\\,p_{min}`) needed 3725 iterations to close its bracket to :math:`10^{-12}`; so Newton,
+      with that step as the fallback where a Newton step fails. The Riemannian method keeps the states (and the
+      joint stationarity test);
+    * then members with :math:`p_i \\le \\min(10^{-2}, 10^{-1}(\\chi - D_i))` and
       :math:`D_i < \\chi` (:func:`member_divergences`, Donald's identity; this is the sign of the Lagrangian
       gradient) are dropped: their weight is set to exactly 0 and the method restarts on the face of the
       remaining members (never fewer than two);
     * when the method converges on the face (Riemannian gradient norm <= ``tol``), the KKT conditions of the
       dropped members are re-checked: :math:`D(\\mathcal{N}(\\psi\\psi^H)\\Vert\\mathcal{N}(\\bar\\rho))` is
       ascended from each dropped member's state, as many random states and the input basis vectors (the
-      letters of a cq channel, where D is convex in the letter distribution, so these starts make the check exact); inputs with
+      letters of a cq channel, where D is convex in the letter distribution, so these starts make the check exact).
+      With no dropped member it runs too, from :math:`d_{in}` random states and the basis: a face can converge with
+      every member stationary while the ensemble lacks an input (``rank_deficient_cq_states(54)``: all 9 members
+      on two of three letters, reported converged 6.7e-5 bits short before). Inputs with
       :math:`D > \\chi + 10^{-9}` that are not at an active member's state are violations; the most violating
       one re-enters as one member, with the weight of an exact line search on :math:`\\chi` (states fixed), and
       may not be dropped again before the face problem converges (anti-cycling: several at once, at a fixed
       small weight, split the step among duplicates and inputs that stop violating, and were dropped and
-      re-added over and over), and the method continues. ``converged`` is True
+      re-added over and over); with every member active it takes the slot freed by merging two members with the
+      same state (:func:`_merge_duplicate`), and where all are distinct the run stops with ``converged=False``.
+      The method then continues. ``converged`` is True
       only when the face problem converged and no re-check found a violation (a local certificate: the
       ascent is local).
 
