@@ -62,6 +62,7 @@ def symplectic_eigenvalues(m, k: int | None = None, **min_trace_options) -> torc
     if is_sparse_input(m):
         if k is None:
             raise ValueError("k is required for sparse or operator input (the k smallest symplectic eigenvalues)")
+        _check_p(k, int(m.shape[0]) // 2, "k")
         return min_trace(m, k, **min_trace_options).eigenvalues
     if min_trace_options:
         raise ValueError(f"options {sorted(min_trace_options)} apply to sparse or operator input only")
