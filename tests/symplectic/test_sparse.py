@@ -185,3 +185,19 @@ def test_indefinite_matrix_without_factorisation_is_caught_when_it_shows():
         min_trace(_indefinite_with_positive_diagonal(20), 2, seed=3)
     assert "\n" not in str(error.value)
     assert math.isfinite(1.0)
+
+
+def test_symplectic_frame_and_williamson_basis():
+    """V T is a symplectic basis of span(V) (T^T V^T J V T = J), and williamson_basis diagonalises a planted matrix."""
+    from zoo.manifolds.symplectic_stiefel import apply_j
+    from zoo.symplectic.model import _symplectic_frame, williamson_basis
+
+    v = torch.randn(40, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    frame = _symplectic_frame(v.T @ apply_j(v))
+    j8 = apply_j(torch.eye(8, dtype=torch.float64))
+    assert torch.allclose((v @ frame).T @ apply_j(v @ frame), j8, atol=1e-10)
+    assert torch.linalg.matrix_rank(torch.cat([v, v @ frame], 1)).item() == 8  # same span
+    m, d, _ = planted_spd_matrix(6, seed=2)
+    values, s = williamson_basis(m, 3)
+    assert torch.allclose(values, d[:3], atol=1e-10)
+    assert torch.allclose(s.T @ m @ s, torch.diag(torch.cat([values, values])), atol=1e-9)

@@ -124,7 +124,12 @@ def main() -> None:
     parser.add_argument("--dense-max", type=int, default=1000, help="largest n for the dense solver")
     parser.add_argument("--solvers", nargs="+", default=["newton", "trust_region", "dense", "eigs(JM, sigma=0)", "eigsh(-iJ, M)"])
     parser.add_argument("--out", default="benchmarks/symplectic_sparse.json")
+    parser.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the JSON, measure nothing")
     args = parser.parse_args()
+    if args.markdown_only:
+        data = json.loads(Path(args.out).read_text())
+        write_markdown(data["rows"], data["meta"], Path(args.out).with_suffix(".md"))
+        return
     torch.set_num_threads(1)
     command = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python tools/bench/symplectic_sparse.py " + " ".join(sys.argv[1:])
     repeats = args.repeats * len(args.sizes) if len(args.repeats) == 1 else args.repeats
@@ -178,6 +183,30 @@ def write_markdown(rows, meta, path: Path) -> None:
         lines.append(f"| {r['family']} | {r['n']} | {r['nnz']} | {r['solver']} | {r['repeats']} | {r['median_cpu_s']:.3g} | "
                      f"[{r['min_cpu_s']:.3g}, {r['max_cpu_s']:.3g}] | {r['max_relative_error']:.1e} | {extra} | "
                      f"{r['load_average']:.1f} |")
+    lines += ["", "## Who is faster (median CPU; ratio = ours / peer, ours = the faster of newton and trust_region)\n",
+              "| family | n | ours s | rel. error | peer | peer s | peer rel. error | ratio |", "|---|---|---|---|---|---|---|---|"]
+    overtake = {}
+    for fam in sorted({r["family"] for r in rows}):
+        for n in sorted({r["n"] for r in rows if r["family"] == fam}):
+            here = {r["solver"]: r for r in rows if r["family"] == fam and r["n"] == n}
+            ours = min((here[s] for s in ("newton", "trust_region") if s in here), key=lambda r: r["median_cpu_s"], default=None)
+            if ours is None:
+                continue
+            for solver, peer in here.items():
+                if solver in ("newton", "trust_region"):
+                    continue
+                ratio = ours["median_cpu_s"] / peer["median_cpu_s"]
+                lines.append(f"| {fam} | {n} | {ours['median_cpu_s']:.3g} | {ours['max_relative_error']:.1e} | {solver} | "
+                             f"{peer['median_cpu_s']:.3g} | {peer['max_relative_error']:.1e} | {ratio:.3g} |")
+                if ratio < 1:
+                    overtake.setdefault((fam, solver), n)
+                overtake.setdefault((fam, solver, "seen"), []).append(n)
+    lines += ["", "Overtaking n (smallest measured n at which ours has the lower median CPU):", ""]
+    for key, sizes in sorted((k, v) for k, v in overtake.items() if len(k) == 3):
+        fam, solver, _ = key
+        where = overtake.get((fam, solver))
+        lines.append(f"- {fam}, {solver}: " + (f"n = {where}" if where is not None else
+                                                 f"not overtaken at any measured n ({', '.join(map(str, sizes))})"))
     path.write_text("\n".join(lines) + "\n")
 
 
