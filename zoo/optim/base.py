@@ -417,7 +417,7 @@ def truncated_cg(optimizer: RiemannianOptimizer, x: Vector, rgrad: Vector, hvp: 
     With ``precondition`` (a symmetric positive-definite map P of the tangent space, ideally close to the inverse
     Hessian) this is preconditioned CG: search directions come from :math:`z = P r`, and the trust region is the
     ball of the P^{-1}-norm :math:`\\lVert\\eta\\rVert_{P^{-1}}` (the quantities ``e_Pe``, ``e_Pd``, ``d_Pd`` of Conn, Gould,
-    Toint, Trust-Region Methods, 2000, Alg. 7.5.1, as in Manopt's ``tCG``); the stopping rule still uses the plain
+    Toint, Trust-Region Methods, 2000, sec. 7.5 [recall], as in Manopt's ``tCG``); the stopping rule still uses the plain
     residual norm. Without it, P is the identity and this is the plain method.
     """
     inner = lambda u, v: optimizer.inner(x, u, v)  # noqa: E731

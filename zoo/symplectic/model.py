@@ -56,7 +56,7 @@ def symplectic_eigenvalues(m, k: int | None = None, **min_trace_options) -> torc
     required; the k smallest come from :func:`min_trace` (``min_trace_options`` are passed on) as the symplectic
     eigenvalues of the reduced ``[2k, 2k]`` matrix :math:`X^T M X` at the minimiser X: for X spanning the symplectic
     eigenspace of :math:`d_1..d_k`, :math:`X^T M X` is symplectically congruent to
-    :math:`\\mathrm{diag}(d_{1..k}, d_{1..k})` (Williamson; Son, Absil, Gao, Stykel, arXiv 2101.02618, Thm. 3.3 [recall]).
+    :math:`\\mathrm{diag}(d_{1..k}, d_{1..k})` (Williamson; the minimiser characterisation of Son, Absil, Gao, Stykel, arXiv 2101.02618 [recall, theorem number not checked]).
     No dense ``[2n, 2n]`` matrix is formed on that path.
     """
     if is_sparse_input(m):
@@ -246,8 +246,8 @@ def _symplectic_frame(gram: torch.Tensor) -> torch.Tensor:
 
 def _subspace_start(apply_m, solve, n: int, p: int, steps: int, seed: int, tol: float = 1e-6) -> torch.Tensor:
     """A start on :math:`\\mathrm{Sp}(2p, 2n)` from ``steps`` steps of symplectic subspace iteration with
-    :math:`(JM)^{-1} = -M^{-1}J` on a block of :math:`2q` columns, :math:`q = \\min(2p, n)`: :math:`V \\leftarrow`
-    symplectic Gram-Schmidt of :math:`M^{-1}JV`, then symplectic Rayleigh-Ritz (:func:`williamson_basis` of the
+    :math:`(JM)^{-1} = -M^{-1}J` on a block of :math:`2q` columns, :math:`q = \\min(2p, n)`, from a Gaussian block: :math:`V \\leftarrow M^{-1}JV`,
+    a symplectic basis of its span (:func:`_symplectic_frame`), then symplectic Rayleigh-Ritz (:func:`williamson_basis` of the
     reduced :math:`V^TMV`, whose symplectic eigenvalues bound the :math:`d_j` from above, Bhatia and Jain 2015
     [recall]). The eigenvalues of :math:`(JM)^{-1}` are :math:`\\mp i/d_j`, so the pairs of the p smallest
     :math:`d_j` converge at rate :math:`d_j / d_{q+1}` per step (inverse subspace iteration [recall: Saad, Numerical

@@ -18,8 +18,9 @@ Input checks (ValueError, one line, naming the bad value):
 * positive definite, where it shows: a sparse matrix with a nonpositive diagonal entry is rejected up front
   (:math:`e_i^T M e_i > 0` is necessary); during the minimisation a nonpositive cost
   :math:`\mathrm{tr}(X^T M X) \le 0` (impossible for SPD M and full-rank X), and at the end a reduced matrix
-  :math:`X^T M X` without a Cholesky factor, raise. An indefinite M whose negative directions the iteration
-  never meets is not detected (an exact check would need a sparse factorisation or an extreme eigensolve).
+  :math:`X^T M X` without a Cholesky factor, raise. With ``preconditioner="lu"`` the pivots of the sparse
+  :math:`LDL^T` (:func:`sparse_ldlt_solver`) decide it exactly. Otherwise an indefinite M whose negative directions
+  the iteration never meets is not detected.
 """
 
 from __future__ import annotations
