@@ -46,10 +46,14 @@ class RiemannianOptimizer(torch.optim.Optimizer):
         gradient_tolerance: stop (converged) when the Riemannian gradient norm is at most this.
         max_time: stop after this many seconds of wall time inside ``step``.
         ehess: optional closed-form Euclidean Hessian-vector product ``ehess(points, directions) -> list``.
+        preconditioner: optional ``preconditioner(point, residual) -> tangent vector`` for truncated CG (Newton, trust
+            region): a symmetric positive-definite operator on the tangent space at ``point`` in the manifold's metric,
+            approximating the inverse Riemannian Hessian (see :func:`truncated_cg`).
     """
 
     def __init__(self, params, defaults: dict, *, max_iterations: int = 1000, gradient_tolerance: float = 1e-8,
-                 max_time: float = math.inf, ehess: Callable | None = None) -> None:
+                 max_time: float = math.inf, ehess: Callable | None = None,
+                 preconditioner: Callable | None = None) -> None:
         if max_iterations < 0:
             raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
         if gradient_tolerance < 0:
@@ -65,6 +69,7 @@ class RiemannianOptimizer(torch.optim.Optimizer):
         self.gradient_tolerance = float(gradient_tolerance)
         self.max_time = float(max_time)
         self.ehess = ehess
+        self.preconditioner = preconditioner
         self.iterations = 0
         self.stop_reason: str | None = None
         self.history: list[dict[str, float]] = []
@@ -331,6 +336,12 @@ class RiemannianOptimizer(torch.optim.Optimizer):
     def _needs_graph(self) -> bool:
         return False
 
+    def _precondition_at(self, x: Vector) -> Callable[[Vector], Vector] | None:
+        """The preconditioner at ``x`` as a map of tangent vectors (None without one)."""
+        if self.preconditioner is None:
+            return None
+        return lambda r: self.preconditioner(x, r)
+
     def step(self, closure: Callable | None = None):  # type: ignore[override]
         """One iteration (no-op once a stopping rule has fired); returns the cost before the step."""
         started_wall, started_cpu = time.perf_counter(), time.process_time()
@@ -395,27 +406,36 @@ class RiemannianOptimizer(torch.optim.Optimizer):
 
 
 def truncated_cg(optimizer: RiemannianOptimizer, x: Vector, rgrad: Vector, hvp: Callable[[Vector], Vector], *,
-                 radius: float | None, kappa: float, theta: float, max_inner: int):
+                 radius: float | None, kappa: float, theta: float, max_inner: int,
+                 precondition: Callable[[Vector], Vector] | None = None):
     """Steihaug-Toint truncated CG on ``Hess[eta] = -grad`` in the tangent space (metric of the manifold).
 
     Stops when ``|r| <= |r0| min(|r0|^theta, kappa)`` (Absil, Baker, Gallivan 2007, Alg. 2), on negative
     curvature, or at the trust-region boundary (``radius``; None = Newton, no boundary). Returns
     ``(eta, H eta, reason)``.
+
+    With ``precondition`` (a symmetric positive-definite map P of the tangent space, ideally close to the inverse
+    Hessian) this is preconditioned CG: search directions come from :math:`z = P r`, and the trust region is the
+    ball of the P^{-1}-norm :math:`\\lVert\\eta\\rVert_{P^{-1}}` (the quantities ``e_Pe``, ``e_Pd``, ``d_Pd`` of Conn, Gould,
+    Toint, Trust-Region Methods, 2000, sec. 7.5 [recall], as in Manopt's ``tCG``); the stopping rule still uses the plain
+    residual norm. Without it, P is the identity and this is the plain method.
     """
     inner = lambda u, v: optimizer.inner(x, u, v)  # noqa: E731
+    apply_p = precondition if precondition is not None else (lambda r_: r_)
     eta = [torch.zeros_like(g) for g in rgrad]
     h_eta = [torch.zeros_like(g) for g in rgrad]
     r = [g.clone() for g in rgrad]
-    r_r = inner(r, r)
-    r0 = math.sqrt(r_r)
-    delta = optimizer.combine(-1.0, r)
-    e_e, e_d, d_d = 0.0, 0.0, r_r
+    r0 = math.sqrt(inner(r, r))
+    z = apply_p(r)
+    z_r = inner(z, r)
+    delta = optimizer.combine(-1.0, z)
+    e_e, e_d, d_d = 0.0, 0.0, z_r  # <eta, eta>, <eta, delta>, <delta, delta> in the P^{-1}-norm
     # no need to solve below the outer tolerance (round-off would make the last inner steps wander)
     target = max(r0 * min(r0 ** theta, kappa), 0.1 * optimizer.gradient_tolerance)
     for _ in range(max_inner):
         h_delta = hvp(delta)
         d_h_d = inner(delta, h_delta)
-        alpha = r_r / d_h_d if d_h_d != 0 else math.inf
+        alpha = z_r / d_h_d if d_h_d != 0 else math.inf
         e_e_new = e_e + 2 * alpha * e_d + alpha * alpha * d_d
         if d_h_d <= 0 or (radius is not None and e_e_new >= radius * radius):
             if radius is None:
@@ -431,12 +451,13 @@ def truncated_cg(optimizer: RiemannianOptimizer, x: Vector, rgrad: Vector, hvp: 
         e_e = e_e_new
         r = optimizer.combine(1.0, r, alpha, h_delta)
         r = optimizer.proju(x, r)  # keep the residual tangent against round-off
-        r_r_new = inner(r, r)
-        if math.sqrt(max(r_r_new, 0.0)) <= target:
+        if math.sqrt(max(inner(r, r), 0.0)) <= target:
             return eta, h_eta, "residual tolerance"
-        beta = r_r_new / r_r
-        r_r = r_r_new
-        delta = optimizer.combine(-1.0, r, beta, delta)
+        z = apply_p(r)
+        z_r_new = inner(z, r)
+        beta = z_r_new / z_r
+        z_r = z_r_new
+        delta = optimizer.combine(-1.0, z, beta, delta)
         e_d = beta * (e_d + alpha * d_d)
-        d_d = r_r + beta * beta * d_d
+        d_d = z_r + beta * beta * d_d
     return eta, h_eta, "max inner iterations"

@@ -33,7 +33,7 @@ class HybridGDNewton(RiemannianOptimizer):
         groups = [{k: v for k, v in g.items() if k == "params" or k == "manifold"} for g in self.param_groups]
         self.gd = RiemannianGD(groups, max_iterations=10**9, gradient_tolerance=0.0, **(gd_options or {}))
         self.newton = RiemannianNewton(groups, max_iterations=10**9, gradient_tolerance=0.0, ehess=self.ehess,
-                                       **(newton_options or {}))
+                                       preconditioner=self.preconditioner, **(newton_options or {}))
         self.phase = "gd"
         self.switch_iteration: int | None = None
         self._strikes = 0

@@ -44,7 +44,8 @@ class RiemannianNewton(RiemannianOptimizer):
         x = [p.detach().clone() for p in self._params]
         hvp = self.hessian_operator(closure, x, egrad, rgrad, graph)
         eta, _, self.last_inner_reason = truncated_cg(self, x, rgrad, hvp, radius=None, kappa=self.kappa,
-                                                      theta=self.theta, max_inner=self._max_inner(x))
+                                                      theta=self.theta, max_inner=self._max_inner(x),
+                precondition=self._precondition_at(x))
         slope = self.inner(x, rgrad, eta)
         if slope >= 0:
             eta, slope = self.combine(-1.0, rgrad), -self.inner(x, rgrad, rgrad)

@@ -46,7 +46,8 @@ class RiemannianTrustRegion(RiemannianOptimizer):
         hvp = self.hessian_operator(closure, x, egrad, rgrad, graph)
         for _ in range(self.max_rejections):  # one iteration = until a step is accepted
             eta, h_eta, self.last_inner_reason = truncated_cg(
-                self, x, rgrad, hvp, radius=self.radius, kappa=self.kappa, theta=self.theta, max_inner=self._max_inner(x))
+                self, x, rgrad, hvp, radius=self.radius, kappa=self.kappa, theta=self.theta, max_inner=self._max_inner(x),
+                precondition=self._precondition_at(x))
             trial = self.retr(x, eta)
             trial_cost = self.cost_at(closure, trial)
             model_decrease = -(self.inner(x, rgrad, eta) + 0.5 * self.inner(x, eta, h_eta))

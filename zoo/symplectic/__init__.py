@@ -7,6 +7,7 @@ Plain API: :func:`symplectic_eigenvalues` (direct), :func:`min_trace` (Riemannia
 from zoo.symplectic.data import planted_spd_matrix
 from zoo.symplectic.model import (MinTraceResult, check_spd, min_trace, nearest_symplectic, symplectic_eigenvalues,
                                   symplectic_gram_schmidt)
+from zoo.symplectic.sparse import SymmetricOperator, as_symmetric_operator
 
-__all__ = ["MinTraceResult", "check_spd", "min_trace", "nearest_symplectic", "planted_spd_matrix", "symplectic_eigenvalues",
+__all__ = ["MinTraceResult", "SymmetricOperator", "as_symmetric_operator", "check_spd", "min_trace", "nearest_symplectic", "planted_spd_matrix", "symplectic_eigenvalues",
            "symplectic_gram_schmidt"]
