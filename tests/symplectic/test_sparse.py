@@ -122,8 +122,23 @@ def test_harmonic_chain_closed_form(method):
 
 def test_unpreconditioned_newton_from_a_random_start_on_a_small_chain():
     matrix, exact = harmonic_chain(40)
-    result = min_trace(matrix, 3)
+    result = min_trace(matrix, 3, preconditioner=None, start="random")
     assert result.converged and relative(result.eigenvalues, exact[:3]) < 1e-10
+
+
+def test_a_sparse_matrix_gets_the_factorised_preconditioner_and_subspace_start_by_default():
+    """Defaults for a sparse matrix: the sparse LDL^T preconditioner and the subspace start (without them a
+    2000-site chain needs thousands of Hessian-vector products); the same answer as asking for them by name."""
+    matrix, exact = harmonic_chain(2000)
+    default = min_trace(matrix, 5)
+    named = min_trace(matrix, 5, preconditioner="lu", start="subspace")
+    assert default.converged and relative(default.eigenvalues, exact[:5]) < 1e-10
+    assert default.matrix_products == named.matrix_products and default.value == named.value
+    operator = NoDenseOperator(matrix)  # an operator cannot be factorised: no preconditioner, random start
+    small, small_exact = harmonic_chain(40)
+    assert min_trace(NoDenseOperator(small), 3).converged and relative(min_trace(small, 3, preconditioner=None).eigenvalues, small_exact[:3]) < 1e-10
+    with pytest.raises(ValueError, match="needs a sparse M"):
+        min_trace(operator, 5, preconditioner="lu")
 
 
 def test_shifted_grid_laplacian_closed_form():
@@ -170,7 +185,7 @@ def _indefinite_with_positive_diagonal(n: int) -> sp.csr_matrix:
     (lambda: symplectic_eigenvalues(sp.eye(6, format="csr")), "k is required"),
     (lambda: min_trace(lambda x: x, 1), "bare callable"),
     (lambda: min_trace(sp.eye(6, format="csr"), 1, start="lobpcg"), "start must be"),
-    (lambda: min_trace(sp.eye(6, format="csr"), 1, start="subspace"), "needs a preconditioner"),
+    (lambda: min_trace(sp.eye(6, format="csr"), 1, start="subspace", preconditioner=None), "needs a preconditioner"),
 ])
 def test_bad_sparse_inputs_give_one_line_errors(bad, match):
     with pytest.raises(ValueError, match=match) as error:

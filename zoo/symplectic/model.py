@@ -281,9 +281,18 @@ def _with_preconditioner(options: dict, solve, manifold: SymplecticStiefel, meth
     return {**options, "preconditioner": lambda xs, rs: [manifold.proju(xs[0], 0.5 * solve(rs[0]))]}
 
 
+def _is_scipy_sparse(m) -> bool:
+    """A SciPy sparse matrix or array (not a ``LinearOperator``), without importing SciPy for other inputs."""
+    if not type(m).__module__.startswith("scipy"):
+        return False
+    import scipy.sparse
+
+    return scipy.sparse.issparse(m)
+
+
 def min_trace(m, p: int, *, method: str = "newton", metric: str = "euclidean", rho: float = 1.0,
               alpha: float = 1.0, beta: float = 0.5, tol: float = 1e-10, seed: int = 0, max_iterations: int = 5000,
-              x0: torch.Tensor | None = None, progress: bool = False, preconditioner=None, start: str = "random",
+              x0: torch.Tensor | None = None, progress: bool = False, preconditioner="auto", start: str = "auto",
               start_steps: int = 30, **optimizer_options) -> MinTraceResult:
     """Minimise :math:`\\mathrm{tr}(X^T M X)` over :math:`\\mathrm{Sp}(2p, 2n)`; the minimum is :math:`2\\sum_{j\\le p} d_j`.
 
@@ -302,7 +311,9 @@ def min_trace(m, p: int, *, method: str = "newton", metric: str = "euclidean", r
         seed: seeds the random start (ignored when ``x0`` is given). The start is the Cayley image of a random
             tangent vector of unit norm at :math:`E = [e_1..e_p, e_{n+1}..e_{n+p}]` (``SymplecticStiefel.random``,
             :math:`O(np^2)`, no product with M), on both paths.
-        preconditioner: truncated-CG preconditioner of the second-order methods (Euclidean metric only): ``None``,
+        preconditioner: truncated-CG preconditioner of the second-order methods (Euclidean metric only): ``"auto"``
+            (default: ``"lu"`` for a sparse *matrix* with a second-order method and the Euclidean metric, where it is
+            what makes large n tractable; ``None`` otherwise, i.e. dense M, operators, first-order methods), ``None``,
             ``"lu"`` (sparse path: an exact sparse :math:`LDL^T` of M, :func:`~zoo.symplectic.sparse.sparse_ldlt_solver`,
             which also proves M positive definite) or a callable ``Y -> ~M^{-1} Y`` on ``[2n, k]`` blocks. The
             tangent-space preconditioner is :math:`P(R) = P_X(\\tfrac12 M^{-1} R)`, symmetric positive definite on
@@ -310,8 +321,10 @@ def min_trace(m, p: int, *, method: str = "newton", metric: str = "euclidean", r
             Hessian :math:`P_X(2MU - JU\\Omega)`, so the preconditioned spectrum no longer scales with
             :math:`\\lVert M\\rVert\\,\\lVert M^{-1}\\rVert` [inferred; the measured inner iterations are in
             ``benchmarks/symplectic_sparse.md``].
-        start: ``"random"`` (above) or ``"subspace"``: up to ``start_steps`` steps of symplectic subspace iteration
-            with the preconditioner's solve, until the Ritz values settle to 1e-6 (needs ``preconditioner``; :func:`_subspace_start`). Ignored when ``x0`` is given.
+        start: ``"auto"`` (default: ``"subspace"`` when a preconditioner's solve is there on the sparse path,
+            ``"random"`` otherwise), ``"random"`` (above) or ``"subspace"``: up to ``start_steps`` steps of symplectic
+            subspace iteration with the preconditioner's solve, until the Ritz values settle to 1e-6 (needs
+            ``preconditioner``; :func:`_subspace_start`). Ignored when ``x0`` is given.
         optimizer_options: passed to the optimizer (e.g. ``max_inner``, ``kappa``, ``max_time``).
 
     Euclidean gradient :math:`2MX`, Hessian :math:`U \\mapsto 2MU` (closed form, used by the second-order methods).
@@ -325,10 +338,14 @@ def min_trace(m, p: int, *, method: str = "newton", metric: str = "euclidean", r
         True
     """
     if is_sparse_input(m):
+        if isinstance(preconditioner, str) and preconditioner == "auto":
+            matrix = (torch.is_tensor(m) and m.layout != torch.strided) or _is_scipy_sparse(m)
+            preconditioner = "lu" if matrix and metric == "euclidean" and method in ("newton", "trust_region", "hybrid") else None
         operator = as_symmetric_operator(m)
         n = operator.shape[0] // 2
         manifold = _manifold(n, p, metric, rho, alpha, beta)
         solve = _solver(preconditioner, operator)
+        start = ("subspace" if solve is not None else "random") if start == "auto" else start
         x0 = _start(manifold, x0, seed, torch.float64, start, solve, operator.matmat, start_steps)
 
         def cost(x):
@@ -347,6 +364,8 @@ def min_trace(m, p: int, *, method: str = "newton", metric: str = "euclidean", r
     m = check_spd(m)
     n = m.shape[0] // 2
     manifold = _manifold(n, p, metric, rho, alpha, beta)
+    preconditioner = None if isinstance(preconditioner, str) and preconditioner == "auto" else preconditioner
+    start = "random" if start == "auto" else start
     solve = _solver(preconditioner, m)
     x0 = _start(manifold, x0, seed, m.dtype, start, solve, lambda y: m @ y, start_steps)
     optimizer_options = _with_preconditioner(optimizer_options, solve, manifold, method, metric)
