@@ -351,7 +351,8 @@ def run_ixs(args) -> dict:
     counts = rng.poisson(expected, size=(args.replicas, E.size)).astype(float)
     report = {"problem": "docs/cores/fitting.md (DHO + elastic + background, 113 points)",
               "command": f"python tools/bench/physics.py --replicas {args.replicas} --reference-replicas {args.reference_replicas} "
-                         f"--threads {args.threads} --device {args.device} --speed-repeats {args.speed_repeats}" + (" --skip-reference" if args.skip_reference else "")}
+                         f"--threads {args.threads} --device {args.device} --speed-repeats {args.speed_repeats}" + (" --skip-reference" if args.skip_reference else "")
+                         + (" --only " + " ".join(args.only) if args.only else "")}
     warm = time.perf_counter()
     fit_batched(model_torch, torch.tensor(counts[:2], device=args.device), parameters())
     report["zoo_warmup_seconds"] = time.perf_counter() - warm
