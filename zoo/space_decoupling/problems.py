@@ -169,9 +169,9 @@ def _grouped_least_squares(index: torch.Tensor, factor: torch.Tensor, values: to
     (``factor`` ``[T, k]``), by its normal equations with a ridge of 1e-13 times their mean diagonal (so rows with
     fewer than k entries stay solvable). Returns ``[groups, k]``.
 
-    The ridge is that small on purpose: the fit must be exact for a weak direction too. With 1e-8, a direction whose
-    diagonal entry is 1e-6 of the mean (5000 x 6000, 1 %, data seed 4: singular values 37.9 ... 20.2 and 0.079 of the
-    planted H) was shrunk by about 1e-3, and the fit floored at a relative training error of 8.7e-7."""
+    The ridge is that small on purpose: the fit must be exact for a weak direction too. With 1e-8 (by our estimate
+    about 1e-3 of the diagonal entry of a direction whose singular value is 0.079 against 37.9: 5000 x 6000, 1 %, data
+    seed 4) the extrapolated sweeps floored at a relative training error of 8.7e-7 instead of reaching 1e-10."""
     k = factor.shape[1]
     outer = (factor[:, :, None] * factor[:, None, :]).reshape(-1, k * k)  # [T, k * k]
     gram = torch.zeros(groups, k * k, dtype=factor.dtype).index_add_(0, index, outer).reshape(groups, k, k)
@@ -314,6 +314,8 @@ class SphericalFitting:
                  stall: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
         """Up to ``sweeps`` sweeps of the global row fit with extrapolation (:meth:`continuation_start`, step 2); stops
         once the relative training error is below ``fitted`` or a step lowers it by less than the fraction ``stall``."""
+        if sweeps < 1:
+            return H, V
         H, V = self._row_sweep(H, V)
         error, beta = self.train_error(H, V), 1.0
         for _ in range(sweeps - 1):
@@ -378,13 +380,14 @@ class SphericalFitting:
         direction at cosine 0.9945) that 5 plain sweeps and 100 RGD iterations did not leave, and the growth then added
         spurious seventh and eighth directions (test error 2.1e-3 after 1000 more RGD iterations at r = 8, 10). From the
         same rank-6 point RGD needed 580 more iterations (about 26 CPU s), the trust region 20 (948 Hessian-vector
-        products, 35 CPU s); plain sweeps left it after about 45 (12 CPU s) but stopped at 8.7e-7 (the ridge, below);
+        products, 35 CPU s); plain sweeps left it after about 45 (17 CPU s) but stopped near 8.5e-7 (the ridge, below);
         the extrapolated sweeps leave it in 29 (7 CPU s), to a training error of 5e-10 and a test error of 9e-10, so
-        the growth stops at k = 6. A smaller metric weight (omega = 0.01 or 0.001
-        instead of 0.5) did not shorten the RGD plateau, and the instance is identifiable: RGD at rank 6 from the planted
-        point perturbed by a relative 1e-2 or 1e-1 reached test errors below 1e-9 in 472 and 750 iterations. The old
-        ridge (1e-8 of the mean diagonal) shrank the weak direction by about 1e-3 and floored the sweeps at a training
-        error of 8.7e-7, hence 1e-13.
+        the growth stops at k = 6. A smaller metric weight did not help: with omega = 0.01 RGD took 814 iterations
+        instead of 580, and omega = 0.01 or 0.001 in the rank-6 stage ended at the same training error (1.05e-4). The
+        instance is identifiable: RGD at rank 6 from the planted point perturbed by a relative 1e-2 or 1e-1 reached test
+        errors below 1e-9 in 472 and 750 iterations. With the old ridge (1e-8 of the mean diagonal, by our estimate
+        about 1e-3 of the weak direction's diagonal entry in the column fits) the sweeps floored at a training error of
+        8.7e-7, hence 1e-13.
 
         Cost: up to ``rank`` stages of O(|Omega| k^2) per sweep and O(|Omega| k) per RGD iteration; medians of 7.5-9.5
         CPU s at 5000 x 6000, 1 %, r = 6, 8, 10 and 0.6-0.8 s at 500 x 600, 10 % over data seeds 0-4 (one thread;
