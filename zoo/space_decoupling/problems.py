@@ -389,8 +389,8 @@ class SphericalFitting:
         about 1e-3 of the weak direction's diagonal entry in the column fits) the sweeps floored at a training error of
         8.7e-7, hence 1e-13.
 
-        Cost: up to ``rank`` stages of O(|Omega| k^2) per sweep and O(|Omega| k) per RGD iteration; medians of 7.5-9.5
-        CPU s at 5000 x 6000, 1 %, r = 6, 8, 10 and 0.6-0.8 s at 500 x 600, 10 % over data seeds 0-4 (one thread;
+        Cost: up to ``rank`` stages of O(|Omega| k^2) per sweep and O(|Omega| k) per RGD iteration; medians of 7.1-8.8
+        CPU s at 5000 x 6000, 1 %, r = 6, 8, 10 and 0.6-0.7 s at 500 x 600, 10 % over data seeds 0-4 (one thread;
         ``benchmarks/space_decoupling_continuation.md``), against 15-16 s and about 2 s with 5 plain sweeps and 100 RGD
         iterations per rank.
 
