@@ -86,7 +86,7 @@ def test_tiny_spherical_recipe_on_cuda(tmp_path):
 
 
 def test_from_pretrained_skips_the_data_driven_start(tmp_path, monkeypatch):
-    """Loading overwrites H and V, so the rank-continuation start (15 CPU s at the official size) is not computed;
+    """Loading overwrites H and V, so the rank-continuation start (about 9 CPU s at the official size) is not computed;
     the loaded weights are the saved ones, bit for bit."""
     from zoo.space_decoupling.module import SphericalFittingModule
     from zoo.space_decoupling.problems import SphericalFitting
