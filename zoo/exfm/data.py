@@ -91,7 +91,9 @@ class _DenseRunningStatistics:
     def annotate(self, keys: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         keys = np.asarray(keys, dtype=np.int64)
         labels = np.asarray(labels, dtype=np.float64)
-        if len(keys) and (keys.min() < 0 or keys.max() >= len(self.count)):
+        if not len(keys):
+            return np.zeros(0), np.zeros(0)
+        if keys.min() < 0 or keys.max() >= len(self.count):
             raise ValueError(f"keys must be in [0, {len(self.count)}), got [{keys.min()}, {keys.max()}]")
         order = np.argsort(keys, kind="stable")  # stable: rows of one key stay in time order
         sorted_keys, sorted_labels = keys[order], labels[order]
@@ -108,7 +110,7 @@ class _DenseRunningStatistics:
             mean = np.where(count > 0, (before_sum + within_sum) / np.maximum(count, 1), np.nan)
         unique = sorted_keys[first]
         self.count[unique] += run
-        self.total[unique] += np.add.reduceat(sorted_labels, first) if len(keys) else 0.0
+        self.total[unique] += np.add.reduceat(sorted_labels, first)
         return count, mean
 
 
