@@ -275,6 +275,101 @@ def markdown(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any], see
     return "\n".join(lines)
 
 
+# -- size sweep: the ablation at several stream sizes ---------------------------------------------------------------
+def sweep_students() -> tuple[Any, ...]:
+    """The ablation's students (every arm at every k in {0, 1, 2}) at the learning rates of preset
+    ``exfm_synthetic`` (tuned at 240k rows on seed 100; the same for every arm), not re-tuned per size."""
+    from zoo._core.registry import preset_config
+    from zoo.exfm import StudentSpec
+
+    lr = preset_config("exfm_synthetic").student.learning_rate
+    out = []
+    for v in verticals("synthetic"):
+        out.append(StudentSpec(f"{v}_alone", v, "none", learning_rate=lr))
+        out += [StudentSpec(f"{v}_{arm}_k{k}", v, mode, staleness=k, learning_rate=lr) for arm, mode in ARMS[1:] for k in (0, 1, 2)]
+    return tuple(out)
+
+
+def size_sweep_run(args: argparse.Namespace) -> None:
+    """One file per (rows, seed) in ``--sweep-dir`` (existing files are kept, so runs can be split across processes)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    args.foundation_lr = None  # the preset's FM rate
+    args.sweep_dir.mkdir(parents=True, exist_ok=True)
+    for rows in args.sizes:
+        for seed in args.seeds:
+            path = args.sweep_dir / f"rows{rows}_seed{seed}.json"
+            if path.exists():
+                continue
+            args.rows = rows
+            summary, seconds = run_stream("synthetic", seed, sweep_students(), args)
+            path.write_text(json.dumps({"rows": rows, "seed": seed, "seconds": seconds, "windows": args.windows, "drift": args.drift,
+                                        "users": args.users, "items": args.items, "metrics": summary}))
+            print(f"[sweep] {rows} rows, seed {seed}: {seconds:.0f} s", file=sys.stderr)
+
+
+def size_sweep_collect(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any]:
+    """Pool the sweep files per size; the committed ablation's runs count for their size when its protocol matches
+    (same stream shape, and its tuned rates equal the preset's, which is what the sweep runs use)."""
+    from zoo._core.registry import preset_config
+
+    runs: dict[int, list[dict[str, Any]]] = {}
+    for path in sorted(args.sweep_dir.glob("rows*_seed*.json")):
+        run = json.loads(path.read_text())
+        if (run["windows"], run["drift"], run["users"], run["items"]) != (args.windows, args.drift, args.users, args.items):
+            raise SystemExit(f"{path}: another stream shape than --windows/--drift/--users/--items")
+        runs.setdefault(run["rows"], []).append({"seed": run["seed"], "seconds": run["seconds"], "metrics": run["metrics"], "source": "sweep"})
+    committed = report.get("datasets", {}).get("synthetic")
+    sources = {}
+    if committed:
+        preset = preset_config("exfm_synthetic")
+        best = committed["tuning"]["best_lr"]
+        fm_lr = (committed["tuning"].get("foundation") or {}).get("best_lr", preset.foundation.learning_rate)
+        same = (all(lr == preset.student.learning_rate for lr in best.values()) and fm_lr == preset.foundation.learning_rate
+                and "--windows" not in committed["command"] and "--rows" not in committed["command"])
+        if same:
+            size = 240_000  # the bench's default stream (tools/bench/exfm.py --datasets synthetic)
+            seen = {r["seed"] for r in runs.get(size, [])}
+            runs.setdefault(size, []).extend({"seed": r["seed"], "seconds": r["seconds"], "metrics": r["metrics"], "source": "ablation"}
+                                             for r in committed["evaluation"]["runs"] if r["seed"] not in seen)
+            sources[size] = f"the ablation above (`{committed['command']}`)"
+    sizes = {}
+    for size in sorted(runs):
+        evaluation = {"runs": sorted(runs[size], key=lambda r: r["seed"])}
+        rows = aggregate("synthetic", evaluation, args)
+        sizes[str(size)] = {"seeds": [r["seed"] for r in evaluation["runs"]], "seconds": [r["seconds"] for r in evaluation["runs"]],
+                            "pooled": pooled(rows, {"evaluation": evaluation}, [0, 1, 2]), "source": sources.get(size, "sweep runs"),
+                            "runs": evaluation["runs"]}
+    return {"windows": args.windows, "drift": args.drift, "users": args.users, "items": args.items, "sizes": sizes}
+
+
+def sweep_markdown(sweep: dict[str, Any]) -> str:
+    sizes = sweep["sizes"]
+    lines = ["### Ablation over stream size", "",
+             f"Synthetic stream with {sweep['windows']} windows (so more rows per window as the stream grows), drift {sweep['drift']}, "
+             f"{sweep['users']} active users, {sweep['items']} active items; every arm at the learning rates of preset `exfm_synthetic` "
+             "(tuned at 240k rows, seed 100), not re-tuned per size. ΔNE per seed = mean over the 4 verticals of NE_arm - NE_alone; "
+             "mean ± std over seeds; \"beats\" = ΔNE < 0 in every seed.", "",
+             "| rows | seeds | arm | k | ΔNE vs alone | seeds better | (seed, vertical) pairs better |", "|---|---|---|---|---|---|---|"]
+    for size, entry in sizes.items():
+        n = len(entry["seeds"])
+        for r in entry["pooled"]:
+            lines.append(f"| {int(size):,} | {n} | {r['arm']} | {r['k']} | {r['d_ne'][0]:+.4f} ± {r['d_ne'][1]:.4f} | "
+                         f"{r['seeds_better']}/{n} | {r['pairs_better']}/{r['pairs']} |")
+    lines += ["", "Where each arm beats VM alone in every seed:", ""]
+    for arm, _ in ARMS[1:]:
+        for k in (0, 1, 2):
+            verdict = []
+            for size, entry in sizes.items():
+                r = next(p for p in entry["pooled"] if p["arm"] == arm and p["k"] == k)
+                n = len(entry["seeds"])
+                verdict.append(f"{int(size):,}: {'beats' if r['seeds_better'] == n else 'not in every seed'} ({r['seeds_better']}/{n})")
+            lines.append(f"- {arm}, k = {k}: " + "; ".join(verdict))
+    lines += ["", "Sources: " + "; ".join(f"{int(size):,} rows: {entry['source']}, seeds {entry['seeds']}" for size, entry in sizes.items()) + ".", ""]
+    return "\n".join(lines)
+
+
 # -- speed: zoo's fused-table DCNv2 vs DeepCTR-Torch's DCN on the same rows ----------------------------------------
 SPEED_WORKER = r"""
 import json, resource, sys, time
@@ -739,6 +834,8 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         sections += [f"Command: `{command}`", "", markdown(dataset, meta["table"], meta, seeds)]
     if "speed" in report:
         sections.append(f"Command: `{report['speed']['command']}`\n\n" + speed_markdown(report["speed"]))
+    if "size_sweep" in report:
+        sections.append(f"Command: `{report['size_sweep']['command']}` (after `--size-sweep` runs)\n\n" + sweep_markdown(report["size_sweep"]))
     if "scale" in report:
         scale_ = report["scale"]
         command = (f"`{scale_['run_command']}`, stopped; this table from its log by `{scale_['command']}`" if scale_.get("partial")
@@ -799,10 +896,25 @@ def main() -> None:
     parser.add_argument("--das-cost", action="store_true", help="run only the DAS-vs-per-VM scoring comparison (merged into the outputs)")
     parser.add_argument("--das-windows", type=int, default=3)
     parser.add_argument("--das-repeats", type=int, default=7)
+    parser.add_argument("--size-sweep", action="store_true", help="run the ablation at --sizes rows for --seeds (one file each in --sweep-dir)")
+    parser.add_argument("--size-sweep-render", action="store_true", help="pool --sweep-dir (and the committed 240k ablation) into the outputs")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[120_000, 240_000, 1_000_000])
+    parser.add_argument("--sweep-dir", type=Path, default=Path("exfm-size-sweep"))
     parser.add_argument("--render", action="store_true", help="only rewrite exfm.md (and the card's table) from exfm.json")
     args = parser.parse_args()
     if args.render:
         write_markdown(json.loads((args.out / "exfm.json").read_text()), args.out)
+        return
+    if args.size_sweep:
+        size_sweep_run(args)
+        return
+    if args.size_sweep_render:
+        json_path = args.out / "exfm.json"
+        report = json.loads(json_path.read_text()) if json_path.is_file() else {}
+        report["size_sweep"] = {**size_sweep_collect(args, report), "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:])}
+        json_path.write_text(json.dumps(report, indent=1))
+        write_markdown(report, args.out)
+        print(sweep_markdown(report["size_sweep"]))
         return
     if args.scale or args.das_cost or args.scale_from_log:
         import torch

@@ -244,7 +244,7 @@ class SyntheticStream:
 
     def windows(self, start: int = 0, stop: int | None = None) -> Iterator[Any]:
         """Windows ``start .. stop - 1`` as pyarrow Tables, generated one at a time (memory: one window plus the
-        running statistics, O(distinct ids), never the stream).
+        running statistics, 16 bytes per possible user and item id, never the stream).
 
         Every random draw of window t comes from a generator seeded by (seed, t) alone, so window t is the same
         whether it is generated in sequence or alone. Its running statistics (counts and click means over earlier
