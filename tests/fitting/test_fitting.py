@@ -169,6 +169,36 @@ def test_batched_lm_matches_single_fits_and_pulls_are_calibrated():
     assert 0.5 < np.mean(np.abs(pooled) < 1) < 0.85
 
 
+def test_batched_lm_drop_converged_is_the_same_fit_and_refuses_a_fixed_batch_model():
+    """``drop_converged=True`` evaluates only the problems still iterating: the same fit as the full batch (flags and
+    iteration counts equal, values and errors to rounding: vectorised kernels may round differently at another batch
+    size), and the problems differ in their iteration counts here, so the batch does shrink; a model holding
+    per-problem arrays cannot be called on a subset and is refused in one line."""
+    rng = np.random.default_rng(11)
+    counts = torch.as_tensor(rng.poisson(truth_expected().numpy(), size=(24, X.numel())), dtype=torch.float64)
+    full = fit_batched(decay_batched, counts, params())
+    shrunk = fit_batched(decay_batched, counts, params(), drop_converged=True)
+    assert len(set(full.iterations.tolist())) > 1
+    for name in ("converged", "iterations"):
+        assert np.array_equal(getattr(full, name), getattr(shrunk, name)), name
+    assert np.abs((full.values - shrunk.values) / full.errors).max() < 1e-12
+    assert np.abs(full.errors / shrunk.errors - 1).max() < 1e-12
+    offsets = torch.linspace(0.0, 1.0, 24, dtype=torch.float64)[:, None]  # one per problem: a fixed batch of 24
+
+    def fixed_batch(p):
+        return decay_batched(p) + offsets
+
+    assert fit_batched(fixed_batch, counts, params()).converged.all()
+    with pytest.raises(ValueError, match=r"the model failed on \d+ of 24 problems \(.*\); drop_converged=True .*drop_converged=False"):
+        fit_batched(fixed_batch, counts, params(), drop_converged=True)
+
+    def ignores_the_batch(p):  # one curve broadcast to 24 rows whatever the parameters' batch: a silent misfit
+        return decay_batched({k: v[:1].expand(24) for k, v in p.items()})
+
+    with pytest.raises(ValueError, match=r"the model returned shape \(24, 120\) for \d+ problems"):
+        fit_batched(ignores_the_batch, counts, params(), drop_converged=True)
+
+
 def test_resolution_operator_rows_fft_and_voigt():
     fine = torch.linspace(-20, 20, 4001, dtype=torch.float64)
     data = torch.linspace(-10, 10, 81, dtype=torch.float64)

@@ -14,6 +14,7 @@ from zoo.manifolds._tensor_algebra import multi_mode_product
 from zoo.manifolds.tt_desingularization import tt_full
 from zoo.tensor_completion import (CompletionProblem, check_observations, complete, core_singular_values, entries,
                                    planted_tt, planted_tucker, sample_entries, sample_floor, sample_image)
+from zoo.tensor_completion.model import spectral_start
 from zoo.tensor_completion.fixed_rank import FixedRankTT, FixedRankTucker
 
 from tests.manifolds.structured_contract import StructuredContract
@@ -65,6 +66,29 @@ def test_chunked_cost_gradient_and_hessian_match_plain_autograd():
     assert all(torch.allclose(p.grad, g, atol=1e-14) for p, g in zip(params, grads))
     hvp = torch.autograd.grad(sum((g * d).sum() for g, d in zip(grads, direction)), reference)
     assert all(torch.allclose(a, b, atol=1e-13) for a, b in zip(chunked.hessian_vector_product(point, direction), hvp))
+
+
+@pytest.mark.parametrize("format", ["tucker", "tt"])
+def test_spectral_start_is_chunked_and_complete_forwards_chunk_size(format, monkeypatch):
+    """The start accumulates its per-entry products ``chunk_size`` entries at a time in both formats (same point as
+    one chunk), and ``complete`` hands its ``chunk_size`` to the start (before, the start always used its own
+    default, and the TT branch ignored the argument)."""
+    import zoo.tensor_completion.model as model_file
+    shape = (6, 7, 8) if format == "tucker" else (4, 5, 4, 5)
+    ranks = (2, 3, 2) if format == "tucker" else (2, 2, 2)
+    truth = _planted(format, shape, ranks)
+    idx, _ = sample_entries(shape, 300, 0, seed=2)
+    values = entries(format, truth, idx)
+    whole = spectral_start(format, shape, idx, values, ranks)
+    chunked = spectral_start(format, shape, idx, values, ranks, chunk_size=7)
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(whole, chunked))
+    with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
+        spectral_start(format, shape, idx, values, ranks, chunk_size=0)
+    seen = []
+    original = model_file.spectral_start
+    monkeypatch.setattr(model_file, "spectral_start", lambda *a, **k: seen.append(a[5:] + tuple(k.values())) or original(*a, **k))
+    complete(shape, idx, values, ranks, format=format, chunk_size=11, max_iterations=1, track_singular_values=False)
+    assert seen == [(11,)]
 
 
 # -- planted recovery ------------------------------------------------------------------------------------------------

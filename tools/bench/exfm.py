@@ -20,6 +20,7 @@ Protocol (our choices):
     python tools/bench/exfm.py --datasets synthetic                # the synthetic section only (others kept)
     python tools/bench/exfm.py --scale --scale-rows 10000000       # FM + 4 VMs with DAS on a 10M-row stream (rows/s, peak RSS)
     python tools/bench/exfm.py --das-cost                          # DAS (FM scores each row once) vs one FM pass per VM
+    python tools/bench/exfm.py --heldout --seeds 0 1 2              # train / valid / test on held-out windows (others kept)
 """
 
 from __future__ import annotations
@@ -825,6 +826,70 @@ def scale_markdown(result: dict[str, Any] | None, das: dict[str, Any] | None) ->
     return "\n".join(lines)
 
 
+# -- held-out split: train / valid / test AUC, log loss and NE (zoo.exfm.validation) -----------------------------------
+def heldout(args: argparse.Namespace) -> dict[str, Any]:
+    """The synthetic ablation stream (preset arms at k = 1) followed by two held-out windows of the same size: one
+    validation, one test; early stopping on the serving students' mean validation AUC (patience 3) restores the best
+    window, as ``recipes/exfm/synthetic.yaml`` does. One run per seed; metrics pooled over each set's rows."""
+    import torch
+
+    from zoo._core.registry import preset_config
+    from zoo.exfm import EarlyStoppingSpec, ExFMSystem, StreamingTrainer, make_synthetic_stream
+
+    torch.set_num_threads(args.threads)
+    windows = args.windows + 2
+    rows = args.rows // args.windows * windows
+    runs = []
+    for seed in args.seeds:
+        config = preset_config("exfm_synthetic", seed=seed)
+        stream = list(make_synthetic_stream(rows, windows, args.drift, seed, users_active=args.users, items_active=args.items))
+        started = time.perf_counter()
+        trainer = StreamingTrainer(ExFMSystem(config), progress=args.progress, valid_windows=1, test_windows=1,
+                                   early_stopping=EarlyStoppingSpec("valid/serving/auc", patience=3))
+        trainer.run(stream)
+        summary = trainer.summary()
+        runs.append({"seed": seed, "seconds": time.perf_counter() - started,
+                     "metrics": {k: v for k, v in summary.items() if k.split("/")[0] in ("train", "valid", "test", "split", "early_stopping")}})
+        print(f"held-out seed {seed}: best window {summary.get('early_stopping/best_window')}, "
+              f"test serving AUC {summary['test/serving/auc']:.4f}", file=sys.stderr)
+    config = preset_config("exfm_synthetic")
+    models = [("all", "FM (teacher)", "foundation/all"), ("all", "serving (mean)", "serving")]
+    for v in config.verticals:
+        models.append((v.name, "FM (teacher)", f"foundation/{v.name}"))
+        models += [(v.name, s.name[len(v.name) + 1:], s.name) for s in config.students if s.vertical == v.name]
+    table = []
+    for vertical, label, key in models:
+        row: dict[str, Any] = {"vertical": vertical, "model": label}
+        for split in ("train", "valid", "test"):
+            for metric in ("auc", "logloss", "ne"):
+                values = [r["metrics"][f"{split}/{key}/{metric}"] for r in runs]
+                row[f"{split}/{metric}"] = [statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0]
+        table.append(row)
+    return {"rows": rows, "windows": windows, "seeds": list(args.seeds), "runs": runs, "table": table,
+            "best_windows": [r["metrics"].get("early_stopping/best_window") for r in runs],
+            "description": f"Synthetic stream of {rows} rows in {windows} windows (drift {args.drift}, {args.users} active users, "
+                           f"{args.items} active items): windows 0-{windows - 3} train (the ablation's stream), window "
+                           f"{windows - 2} validation, window {windows - 1} test; preset `exfm_synthetic` (arms at k = 1). "
+                           "Early stopping on valid/serving/auc (patience 3) restores the best window."}
+
+
+def heldout_markdown(result: dict[str, Any]) -> str:
+    n = len(result["seeds"])
+    stopped = [r["metrics"].get("early_stopping/stopped_window") for r in result["runs"]]
+    lines = ["### Train / valid / test (held-out windows)", "", result["description"], "",
+             f"Mean ± std over {n} seeds (not paired: for arm against arm, use the paired ablation above); each metric "
+             "pooled over the rows of its set (NE against the set's own positive rate); `train` is in-sample (the final "
+             "weights on the windows they trained on). Best (restored) window per seed: "
+             f"{', '.join(str(int(w)) if w is not None else '-' for w in result['best_windows'])}; early stopping stopped "
+             + (f"{sum(w is not None for w in stopped)} of {n} runs." if any(w is not None for w in stopped) else "none of the runs."), "",
+             "| vertical | model | train AUC | train log loss | train NE | valid AUC | valid log loss | valid NE | test AUC | test log loss | test NE |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in result["table"]:
+        cells = [f"{row[f'{s}/{m}'][0]:.4f} ± {row[f'{s}/{m}'][1]:.4f}" for s in ("train", "valid", "test") for m in ("auc", "logloss", "ne")]
+        lines.append(f"| {row['vertical']} | {row['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_markdown(report: dict[str, Any], out: Path) -> None:
     """benchmarks/exfm.md from everything in the report (ablations per dataset, then speed)."""
     sections = []
@@ -832,10 +897,16 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         command = meta.get("command", report.get("command"))  # older reports kept one command for all datasets
         seeds = meta.get("seeds") or [run["seed"] for run in meta["evaluation"]["runs"]]
         sections += [f"Command: `{command}`", "", markdown(dataset, meta["table"], meta, seeds)]
+    if "heldout" in report:
+        sections += [f"Command: `{report['heldout']['command']}`", "", heldout_markdown(report["heldout"]), ""]
     if "speed" in report:
         sections.append(f"Command: `{report['speed']['command']}`\n\n" + speed_markdown(report["speed"]))
     if "size_sweep" in report:
-        sections.append(f"Command: `{report['size_sweep']['command']}` (after `--size-sweep` runs)\n\n" + sweep_markdown(report["size_sweep"]))
+        sweep = report["size_sweep"]
+        swept = {int(size): entry["seeds"] for size, entry in sweep["sizes"].items() if entry["source"] == "sweep runs"}
+        runs = "; ".join(f"`python tools/bench/exfm.py --size-sweep --sizes {size} --seeds {' '.join(map(str, seeds))}`"
+                         for size, seeds in swept.items())
+        sections.append(f"Commands: {runs} (seeds may run as separate processes), then `{sweep['command']}`\n\n" + sweep_markdown(sweep))
     if "scale" in report:
         scale_ = report["scale"]
         command = (f"`{scale_['run_command']}`, stopped; this table from its log by `{scale_['command']}`" if scale_.get("partial")
@@ -901,6 +972,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[120_000, 240_000, 1_000_000])
     parser.add_argument("--sweep-dir", type=Path, default=Path("exfm-size-sweep"))
     parser.add_argument("--render", action="store_true", help="only rewrite exfm.md (and the card's table) from exfm.json")
+    parser.add_argument("--heldout", action="store_true",
+                        help="run only the held-out split (train / valid / test, early stopping; merged into the outputs)")
     args = parser.parse_args()
     if args.render:
         write_markdown(json.loads((args.out / "exfm.json").read_text()), args.out)
@@ -931,6 +1004,16 @@ def main() -> None:
         json_path.write_text(json.dumps(report, indent=1))
         write_markdown(report, args.out)
         print(scale_markdown(report.get("scale") if key == "scale" else None, report.get("das_cost") if key == "das_cost" else None))
+        return
+    if args.heldout:
+        result = heldout(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        json_path = args.out / "exfm.json"
+        report = json.loads(json_path.read_text()) if json_path.is_file() else {}
+        report["heldout"] = {**result, "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:])}
+        json_path.write_text(json.dumps(report, indent=1))
+        write_markdown(report, args.out)
+        print(heldout_markdown(report["heldout"]))
         return
     if args.speed:
         import torch

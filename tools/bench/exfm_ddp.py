@@ -40,6 +40,11 @@ def stream_of(recipe: Path, cache_dir: str | None) -> Any:
     block, config = read_recipe(recipe)
     arguments = dict(config["data"]["init_args"])
     arguments.update(cache_dir=cache_dir, checkpoint_dir=None)
+    held_out = arguments.pop("valid_windows", 0) + arguments.pop("test_windows", 0)
+    if held_out:  # the recipe's training windows only (the same rows: every window has n_rows / n_windows of them)
+        size = arguments["n_rows"] // arguments["n_windows"]
+        arguments["n_windows"] -= held_out
+        arguments["n_rows"] = size * arguments["n_windows"]
     return block, ExFMStreamData(**arguments)
 
 

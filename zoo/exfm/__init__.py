@@ -19,7 +19,9 @@ What is from where:
 
 Entry points: ``make_synthetic_stream``, ``load_movielens_100k``, ``ExFMSystem`` (presets ``exfm_synthetic``,
 ``exfm_ml100k`` and ``_tiny`` twins, ``exfm_deepfm_tiny``), ``StreamingTrainer``, ``student_loss``,
-``DataAugmentationService``, the metrics ``normalized_entropy`` / ``auc`` / ``transfer_ratio``.
+``DataAugmentationService``, the metrics ``normalized_entropy`` / ``auc`` / ``transfer_ratio``, the YAML feature
+spec ``load_feature_spec`` (``zoo.exfm.spec``), held-out validation / test windows with ``EarlyStoppingSpec`` /
+``StreamEarlyStopping`` (``zoo.exfm.validation``).
 """
 
 from zoo.exfm.config import ExFMConfig, NetworkConfig, StudentSpec, VerticalSpec, ablation_students
@@ -38,14 +40,16 @@ from zoo.exfm.distillation import DataAugmentationService, adapter_step, student
 from zoo.exfm.features import CategoricalFeature, FeatureSpec, NumericFeature, build_vocabulary
 from zoo.exfm.metrics import auc, log_loss, normalized_entropy, transfer_ratio
 from zoo.exfm.model import CTRNetwork, FusedEmbedding, StudentAdapter, gradient_scale
-from zoo.exfm.module import ExFMStreamData, ExFMSystem, stream_evaluation
+from zoo.exfm.module import ExFMStreamData, ExFMSystem, StreamEarlyStopping, stream_evaluation
+from zoo.exfm.spec import load_feature_spec, save_feature_spec
 from zoo.exfm.stream import StreamingTrainer
+from zoo.exfm.validation import EarlyStoppingSpec
 
 __all__ = [
-    "ArrowStream", "CTRNetwork", "CategoricalFeature", "DataAugmentationService", "ExFMConfig", "ExFMStreamData",
+    "ArrowStream", "CTRNetwork", "CategoricalFeature", "DataAugmentationService", "EarlyStoppingSpec", "ExFMConfig", "ExFMStreamData",
     "ExFMSystem", "FeatureSpec", "FusedEmbedding", "NetworkConfig", "NumericFeature", "RunningStatistics",
-    "StreamingTrainer", "StudentAdapter", "StudentSpec", "SyntheticStream", "VerticalSpec", "ablation_students",
-    "adapter_step", "auc", "build_vocabulary", "find_movielens_100k", "gradient_scale", "load_movielens_100k",
-    "log_loss", "make_synthetic_stream", "movielens_feature_spec", "normalized_entropy", "student_loss",
+    "StreamEarlyStopping", "StreamingTrainer", "StudentAdapter", "StudentSpec", "SyntheticStream", "VerticalSpec", "ablation_students",
+    "adapter_step", "auc", "build_vocabulary", "find_movielens_100k", "gradient_scale", "load_feature_spec", "load_movielens_100k",
+    "log_loss", "make_synthetic_stream", "movielens_feature_spec", "normalized_entropy", "save_feature_spec", "student_loss",
     "stream_evaluation", "synthetic_feature_spec", "transfer_ratio", "write_arrow_stream",
 ]

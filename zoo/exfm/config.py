@@ -83,6 +83,9 @@ class StudentSpec:
 @dataclass
 class ExFMConfig:
     features: FeatureSpec = field(default_factory=synthetic_feature_spec)  # raw-row encoding, saved with the weights
+    # a YAML feature spec (a packaged name, "synthetic" / "ml100k", or a file path; zoo.exfm.spec) that replaces
+    # `features` when the config is built; it is then cleared, so config.json holds the resolved spec only
+    feature_spec: str = ""
     verticals: tuple[VerticalSpec, ...] = ()  # traffic slices, each served by its own students
     foundation: NetworkConfig = field(default_factory=lambda: NetworkConfig(embedding_dim=32, hidden=(256, 128), learning_rate=2e-3, passes=2))  # the FM
     student: NetworkConfig = field(default_factory=NetworkConfig)  # the VM architecture (all students)
@@ -105,6 +108,10 @@ class ExFMConfig:
     def __post_init__(self) -> None:
         if isinstance(self.features, dict):
             self.features = FeatureSpec(**self.features)
+        if self.feature_spec:
+            from zoo.exfm.spec import load_feature_spec
+
+            self.features, self.feature_spec = load_feature_spec(self.feature_spec), ""
         self.verticals = tuple(VerticalSpec(**v) if isinstance(v, dict) else v for v in self.verticals)
         self.students = tuple(StudentSpec(**s) if isinstance(s, dict) else s for s in self.students)
         for name in ("foundation", "student"):

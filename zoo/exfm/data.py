@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from zoo.exfm.features import CategoricalFeature, FeatureSpec, NumericFeature
+from zoo.exfm.features import FeatureSpec
 
 __all__ = [
     "ArrowStream",
@@ -327,24 +327,16 @@ def make_scale_stream(n_rows: int = 10_000_000, seed: int = 0, **options: Any) -
 
 
 def synthetic_feature_spec(stream: SyntheticStream | None = None, *, user_buckets: int = 4096, item_buckets: int = 2048) -> FeatureSpec:
-    """Feature spec of the synthetic stream: hashed user/item ids, small vocabularies, bucketed running stats."""
+    """Feature spec of the synthetic stream: the packaged YAML spec ``zoo/exfm/specs/synthetic.yaml`` (hashed
+    user/item ids, small vocabularies, bucketed running stats) with these hash buckets and ``stream``'s categories
+    and segments."""
+    from zoo.exfm.spec import load_feature_spec
+
     stream = stream or SyntheticStream()
-    return FeatureSpec(
-        categorical=(
-            CategoricalFeature("user_id", (), user_buckets),
-            CategoricalFeature("item_id", (), item_buckets),
-            CategoricalFeature("item_category", tuple(str(i) for i in range(stream.categories)), 1),
-            CategoricalFeature("user_segment", tuple(str(i) for i in range(stream.segments)), 1),
-            CategoricalFeature("hour", tuple(str(i) for i in range(24)), 1),
-        ),
-        numeric=(
-            NumericFeature("user_count", COUNT_BOUNDARIES, log1p=True),
-            NumericFeature("item_count", COUNT_BOUNDARIES, log1p=True),
-            NumericFeature("user_click_mean", MEAN_BOUNDARIES),
-            NumericFeature("item_click_mean", MEAN_BOUNDARIES),
-        ),
-        passthrough=META_COLUMNS,
-    )
+    return load_feature_spec("synthetic", overrides={
+        "user_id": {"hash_buckets": user_buckets}, "item_id": {"hash_buckets": item_buckets},
+        "item_category": {"vocabulary": {"range": stream.categories}}, "user_segment": {"vocabulary": {"range": stream.segments}},
+    })
 
 
 # -- Arrow on disk: one record batch per window, memory-mapped back as a datasets.Dataset ----------------------------
@@ -530,28 +522,11 @@ def load_movielens_100k(path: str | Path | None = None, *, n_windows: int = 20, 
 
 
 def movielens_feature_spec(*, user_buckets: int = 2048, item_buckets: int = 2048) -> FeatureSpec:
-    """Feature spec of ``load_movielens_100k`` rows: fixed vocabularies from the ML-100K documentation."""
-    return FeatureSpec(
-        categorical=(
-            CategoricalFeature("user_id", (), user_buckets),
-            CategoricalFeature("item_id", (), item_buckets),
-            CategoricalFeature("gender", ("M", "F"), 1),
-            CategoricalFeature("occupation", OCCUPATIONS, 1),
-            CategoricalFeature("zip_prefix", (), 128),
-            CategoricalFeature("primary_genre", GENRES, 1),
-            CategoricalFeature("hour", tuple(str(i) for i in range(24)), 1),
-            CategoricalFeature("weekday", tuple(str(i) for i in range(7)), 1),
-        ),
-        numeric=(
-            NumericFeature("age", (18, 25, 30, 35, 45, 50, 56)),
-            NumericFeature("release_year", (1940, 1960, 1970, 1980, 1990, 1994, 1996, 1997)),
-            NumericFeature("user_count", COUNT_BOUNDARIES, log1p=True),
-            NumericFeature("item_count", COUNT_BOUNDARIES, log1p=True),
-            NumericFeature("user_click_mean", MEAN_BOUNDARIES),
-            NumericFeature("item_click_mean", MEAN_BOUNDARIES),
-        ),
-        passthrough=META_COLUMNS,
-    )
+    """Feature spec of ``load_movielens_100k`` rows: the packaged YAML spec ``zoo/exfm/specs/ml100k.yaml`` (fixed
+    vocabularies from the ML-100K documentation) with these hash buckets."""
+    from zoo.exfm.spec import load_feature_spec
+
+    return load_feature_spec("ml100k", overrides={"user_id": {"hash_buckets": user_buckets}, "item_id": {"hash_buckets": item_buckets}})
 
 
 def genre_mask(*genres: str) -> int:

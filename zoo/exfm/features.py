@@ -7,7 +7,8 @@ offsets; the ExFM paper does not describe its feature processing):
 
 - ``CategoricalFeature``: value -> position in ``vocabulary`` (compared as strings); a value outside the
   vocabulary is hashed into ``hash_buckets`` extra slots (deterministic: ``pandas.util.hash_array`` of the
-  string form, a fixed-key SipHash). With an empty vocabulary the feature is purely hashed.
+  string form, a fixed-key SipHash). With an empty vocabulary the feature is purely hashed. With
+  ``oov="error"`` there are no extra slots and a value outside the vocabulary raises.
 - ``NumericFeature``: value -> bucket ``1 + searchsorted(boundaries, value, side="right")``; NaN goes to the
   documented fallback bucket 0 ("missing"), which is how a running mean over zero earlier events arrives.
 
@@ -30,12 +31,19 @@ __all__ = ["CategoricalFeature", "FeatureSpec", "NumericFeature", "build_vocabul
 class CategoricalFeature:
     name: str  # raw column name
     vocabulary: tuple[str, ...] = ()  # known values (string form); position i -> local id i
-    hash_buckets: int = 1  # extra slots for values outside the vocabulary (hashed); >= 1
+    hash_buckets: int = 1  # extra slots for values outside the vocabulary (hashed); >= 1 (0 with oov="error")
+    oov: str = "hash"  # values outside the vocabulary: "hash" into the extra slots, or "error" (raise)
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError(f"CategoricalFeature.name must be non-empty, got {self.name!r}")
-        if self.hash_buckets < 1:
+        if self.oov not in ("hash", "error"):
+            raise ValueError(f"CategoricalFeature.oov must be 'hash' or 'error', got {self.oov!r} ({self.name})")
+        if self.oov == "error":
+            self.hash_buckets = 0
+            if not self.vocabulary:
+                raise ValueError(f"CategoricalFeature {self.name!r}: oov='error' needs a non-empty vocabulary")
+        elif self.hash_buckets < 1:
             raise ValueError(f"CategoricalFeature.hash_buckets must be >= 1, got {self.hash_buckets} ({self.name})")
         self.vocabulary = tuple(str(v) for v in self.vocabulary)
         if len(set(self.vocabulary)) != len(self.vocabulary):
@@ -157,6 +165,9 @@ def _encode_categorical(feature: CategoricalFeature, values: np.ndarray) -> np.n
     strings = _string_form(values)
     local = pd.Index(feature.vocabulary, dtype=object).get_indexer(strings) if feature.vocabulary else np.full(len(strings), -1)
     unseen = local < 0
+    if unseen.any() and feature.oov == "error":
+        row = int(np.flatnonzero(unseen)[0])
+        raise ValueError(f"column {feature.name!r} has {strings[row]!r} at row {row}, outside its vocabulary (oov: error)")
     if unseen.any():
         hashed = pd.util.hash_array(strings[unseen], categorize=False) % np.uint64(feature.hash_buckets)
         local = local.astype(np.int64)

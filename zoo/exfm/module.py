@@ -10,6 +10,13 @@ Under ``zoo run`` (LightningCLI ``fit``), one training step = one window: ``trai
 the ``StreamingTrainer`` (manual optimisation; the trainer owns the optimizers and the per-window checkpoints in
 ``data.checkpoint_dir``, so a killed run resumes where it stopped). ``max_epochs: 1`` = single pass. Under DDP
 every rank gets every window and the streaming trainer splits each optimizer step's batch across the ranks.
+
+Validation (``zoo.exfm.validation``): ``data.valid_windows`` / ``data.test_windows`` hold out the stream's last
+windows; a ``StreamEarlyStopping`` callback in ``trainer.callbacks`` stops the stream on a validation score and
+restores the best window's weights. Lightning's own ``EarlyStopping`` / ``ModelCheckpoint`` check at epoch or
+validation-loop ends and keep Lightning checkpoints, while the whole stream is one epoch and its state (optimizers,
+FM snapshots, DAS log) lives in the streaming trainer's per-window checkpoints, so the callback hands its rule to
+the streaming trainer, which checks after every window and keeps the best weights in those checkpoints.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from zoo._core.module import ZooModule
 from zoo.exfm.config import ExFMConfig
 from zoo.exfm.model import CTRNetwork, StudentAdapter
 
-__all__ = ["ExFMStreamData", "ExFMSystem", "stream_evaluation"]
+__all__ = ["ExFMStreamData", "ExFMSystem", "StreamEarlyStopping", "stream_evaluation"]
 
 
 def _heads(distillation: str) -> tuple[str, ...]:
@@ -113,18 +120,37 @@ class ExFMSystem(ZooModule):
 
         datamodule = self.trainer.datamodule
         checkpoint_dir = getattr(datamodule, "checkpoint_dir", None)
-        self.stream_trainer = StreamingTrainer(self, checkpoint_dir, progress=False, data_key=datamodule.data_key(),
-                                               start_window=datamodule.start_window)
+        stopping = [c for c in self.trainer.callbacks if isinstance(c, StreamEarlyStopping)]
+        if len(stopping) > 1:
+            raise ValueError(f"at most one StreamEarlyStopping callback, got {len(stopping)}")
+        self.stream_trainer = StreamingTrainer(
+            self, checkpoint_dir, progress=False, data_key=datamodule.data_key(), start_window=datamodule.start_window,
+            valid_windows=getattr(datamodule, "valid_windows", 0), test_windows=getattr(datamodule, "test_windows", 0),
+            early_stopping=stopping[0].spec if stopping else None,
+        )
+        if self.stream_trainer.validation is not None:
+            self.stream_trainer.validation.prepare(datamodule.windows(), datamodule.start_window)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         t = int(batch)
-        if t < self.stream_trainer.next_window:  # already done before a resume
+        if t < self.stream_trainer.next_window or self.stream_trainer.stopped:  # done before a resume, or stopped early
+            self.trainer.should_stop = self.stream_trainer.stopped
             return None
         self.stream_trainer.process_window(t, self.trainer.datamodule.window(t))
         summary = [r for r in self.stream_trainer.history if r["window"] == t and r["model"] != "foundation"]
         if summary:
             self.log("window_ne", float(np.mean([r["ne"] for r in summary])), prog_bar=True, batch_size=1)
+        validation = self.stream_trainer.validation
+        if validation is not None and validation.history and validation.spec is not None:
+            self.log(validation.spec.monitor.replace("/", "_"), validation.history[-1].get(validation.spec.monitor, float("nan")),
+                     prog_bar=True, batch_size=1)
+        self.trainer.should_stop = self.stream_trainer.stopped
         return None
+
+    def on_train_end(self) -> None:
+        if self.stream_trainer is not None and self.stream_trainer.validation is not None:
+            self.stream_trainer.finish(self.trainer.datamodule.windows())
+            self.card_reports["Validation and early stopping"] = self.stream_trainer.validation.report()
 
     def configure_optimizers(self) -> Any:
         return None  # the StreamingTrainer owns one Adam per network (state carried across windows)
@@ -151,6 +177,8 @@ class ExFMStreamData(L.LightningDataModule):
         path: ML-100K folder (default: located, see ``find_movielens_100k``).
         label: ML-100K click label, ``"rating>=4"`` or ``"rating==5"``.
         cache_dir: write the synthetic stream there as an Arrow file and memory-map it (None: keep windows in memory).
+        valid_windows, test_windows: the stream's last windows held out as validation and test sets (never trained
+            on; ``zoo.exfm.validation``): training ends before them, and the evaluation reports train / valid / test.
         checkpoint_dir: per-window checkpoints of the streaming trainer (None: none; a run cannot resume).
         start_window: train (and evaluate) from this window on; the windows before it are the past of a system
             started from a pushed model (``zoo.init_from``). The synthetic stream's windows depend only on
@@ -161,13 +189,17 @@ class ExFMStreamData(L.LightningDataModule):
 
     def __init__(self, source: str = "synthetic", n_rows: int = 20_000, n_windows: int = 10, drift: float = 0.1, seed: int = 0,
                  stream_options: dict[str, Any] | None = None, path: str | None = None, label: str = "rating>=4",
-                 cache_dir: str | None = None, checkpoint_dir: str | None = None, start_window: int = 0) -> None:
+                 cache_dir: str | None = None, checkpoint_dir: str | None = None, start_window: int = 0,
+                 valid_windows: int = 0, test_windows: int = 0) -> None:
         super().__init__()
         if source not in ("synthetic", "ml100k"):
             raise ValueError(f"source must be 'synthetic' or 'ml100k', got {source!r}")
         if not 0 <= start_window < n_windows:
             raise ValueError(f"start_window must lie in [0, n_windows={n_windows}), got {start_window}")
-        self.start_window = start_window
+        if min(valid_windows, test_windows) < 0 or start_window + valid_windows + test_windows >= n_windows:
+            raise ValueError(f"valid_windows ({valid_windows}) and test_windows ({test_windows}) must be >= 0 and leave a training "
+                             f"window in [start_window={start_window}, n_windows={n_windows})")
+        self.start_window, self.valid_windows, self.test_windows = start_window, valid_windows, test_windows
         self.source, self.n_rows, self.n_windows, self.drift, self.seed = source, n_rows, n_windows, drift, seed
         self.stream_options = dict(stream_options or {})
         self.path, self.label, self.cache_dir, self.checkpoint_dir = path, label, cache_dir, checkpoint_dir
@@ -192,7 +224,9 @@ class ExFMStreamData(L.LightningDataModule):
         """What identifies this stream (the checkpoint fingerprint's data part)."""
         return json.dumps({"source": self.source, "n_rows": self.n_rows, "n_windows": self.n_windows, "drift": self.drift,
                            "seed": self.seed, "stream_options": self.stream_options, "path": self.path, "label": self.label,
-                           "start_window": self.start_window}, sort_keys=True, default=str)
+                           "start_window": self.start_window,
+                           **({"valid_windows": self.valid_windows, "test_windows": self.test_windows}
+                              if self.valid_windows or self.test_windows else {})}, sort_keys=True, default=str)
 
     def setup(self, stage: str | None = None) -> None:
         if self._windows is None:
@@ -208,11 +242,38 @@ class ExFMStreamData(L.LightningDataModule):
 
     def train_dataloader(self) -> Any:
         self.setup()
-        windows = torch.utils.data.Subset(_WindowIndex(len(self._windows)), range(self.start_window, len(self._windows)))
+        training_end = len(self._windows) - self.valid_windows - self.test_windows  # held-out windows are never trained on
+        windows = torch.utils.data.Subset(_WindowIndex(len(self._windows)), range(self.start_window, training_end))
         # every rank takes every window (the streaming trainer splits each window's batches across ranks itself);
         # Lightning leaves a DistributedSampler as it is, so this one-replica sampler is not swapped for a sharding one
         sampler = torch.utils.data.DistributedSampler(windows, num_replicas=1, rank=0, shuffle=False)
         return torch.utils.data.DataLoader(windows, batch_size=None, sampler=sampler)
+
+
+class StreamEarlyStopping(L.Callback):
+    """Early stopping for the ExFM stream, with the best window's weights restored (``zoo.exfm.validation``).
+
+    Put it in a recipe's ``trainer.callbacks`` together with ``data.valid_windows >= 1``::
+
+        trainer:
+          callbacks:
+            - class_path: zoo.exfm.module.StreamEarlyStopping
+              init_args: {monitor: valid/serving/auc, patience: 2, min_delta: 0.0}
+
+    Args:
+        monitor: ``valid/<model>/<auc|logloss|ne>``; ``<model>``: ``serving`` (mean over verticals of the serving
+            students), a student name, ``foundation/all`` or ``foundation/<vertical>``.
+        mode: ``"max"``, ``"min"`` or ``"auto"`` (max for AUC, min for log loss and NE).
+        patience: training windows in a row without improvement before the stream stops (0: never stop early).
+        min_delta: how much a score must beat the best one to count as an improvement.
+        restore_best: end with the weights of the best window (else: of the last one).
+    """
+
+    def __init__(self, monitor: str = "valid/serving/auc", mode: str = "auto", patience: int = 0, min_delta: float = 0.0,
+                 restore_best: bool = True) -> None:
+        from zoo.exfm.validation import EarlyStoppingSpec
+
+        self.spec = EarlyStoppingSpec(monitor, mode, patience, min_delta, restore_best)
 
 
 def stream_evaluation(model: ExFMSystem, datamodule: Any, trainer: Any) -> dict[str, float]:

@@ -107,20 +107,32 @@ class StreamingTrainer:
         data_key: what identifies the stream (part of the checkpoint fingerprint).
         start_window: the first window to process (a system already trained on the windows before it).
         sparse_embeddings: row-wise SparseAdam for the embedding tables (see the module docstring); one process only.
+        valid_windows, test_windows: hold out the stream's last windows as validation and test sets, never trained
+            on (``zoo.exfm.validation``); ``run`` then reports train / valid / test metrics at the end.
+        early_stopping: an ``EarlyStoppingSpec`` (needs ``valid_windows >= 1``): stop the stream when the monitored
+            validation score stops improving, and restore the best window's weights.
     """
 
     def __init__(self, system: Any, checkpoint_dir: str | Path | None = None, *, keep_checkpoints: int = 2, progress: bool = False,
-                 data_key: str = "", start_window: int = 0, sparse_embeddings: bool = False) -> None:
+                 data_key: str = "", start_window: int = 0, valid_windows: int = 0, test_windows: int = 0,
+                 early_stopping: Any = None, sparse_embeddings: bool = False) -> None:
         from zoo._core.config import config_to_dict
+        from zoo.exfm.validation import StreamValidation
 
         self.system = system
         config = system.config
         if start_window < 0:
             raise ValueError(f"start_window must be >= 0, got {start_window}")
-        identity = {"config": config_to_dict(config), "data": data_key, "start_window": start_window}
+        self.validation = None
+        if valid_windows or test_windows or early_stopping is not None:
+            self.validation = StreamValidation(system, valid_windows, test_windows, early_stopping)
+        self.start_window = start_window
+        key = {"config": config_to_dict(config), "data": data_key, "start_window": start_window}
+        if self.validation is not None:
+            key["validation"] = self.validation.key()
         if sparse_embeddings:  # only when set, so fingerprints (and checkpoints) of dense runs are unchanged
-            identity["sparse_embeddings"] = True
-        self.fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+            key["sparse_embeddings"] = True
+        self.fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.world, self.rank = 1, 0
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -152,7 +164,9 @@ class StreamingTrainer:
     # -- the loop ------------------------------------------------------------------------------------------------
     def run(self, windows: Iterable[Any], *, stop_after: int | None = None) -> list[dict[str, Any]]:
         """Process the windows in order (skipping those a resumed checkpoint already holds); ``stop_after``
-        stops after that many newly processed windows (to simulate a kill in tests)."""
+        stops after that many newly processed windows (to simulate a kill in tests). With held-out windows, the
+        training windows end before them (or where early stopping stops) and ``finish`` runs at the end."""
+        n_train = self.validation.prepare(windows, self.start_window) if self.validation is not None else None
         iterator: Iterable[Any] = enumerate(windows)
         if self.progress:
             from tqdm.auto import tqdm
@@ -160,17 +174,35 @@ class StreamingTrainer:
             iterator = tqdm(iterator, total=len(windows) if hasattr(windows, "__len__") else None, desc="ExFM stream", unit="window")
         done = 0
         for t, table in iterator:
+            if n_train is not None and (t >= n_train or self.validation.stopped):
+                break
             if t < self.next_window:
                 continue
             self.process_window(t, table)
             done += 1
             if stop_after is not None and done >= stop_after:
-                break
+                return self.history
+        if self.validation is not None:
+            self.finish(windows)
         return self.history
+
+    @property
+    def stopped(self) -> bool:
+        """Whether early stopping has ended the training stream."""
+        return self.validation is not None and self.validation.stopped
+
+    def finish(self, windows: Any) -> dict[str, float]:
+        """End of the training stream: restore the best weights (early stopping), then measure train / valid / test."""
+        if self.validation is None:
+            return {}
+        self.validation.prepare(windows, self.start_window)
+        return self.validation.finish(windows, self.start_window, self.next_window - 1)
 
     def process_window(self, t: int, table: Any) -> list[dict[str, Any]]:
         if t != self.next_window:
             raise ValueError(f"expected window {self.next_window}, got window {t} (windows must come in order)")
+        if self.validation is not None and self.validation.n_train is not None and t >= self.validation.n_train:
+            raise ValueError(f"window {t} is held out (the validation / test windows start at {self.validation.n_train})")
         system, config = self.system, self.system.config
         ids_np = config.features.encode(table, strict=False)
         ids = torch.from_numpy(ids_np)
@@ -189,6 +221,8 @@ class StreamingTrainer:
             self._train_student(t, index, student, ids, labels, memberships[student.vertical], annotated)
         self.history.extend(records)
         self.next_window = t + 1
+        if self.validation is not None:
+            self.validation.after_window(t)
         if self.checkpoint_dir is not None and self.rank == 0:
             self.save_checkpoint()
         return records
@@ -366,6 +400,8 @@ class StreamingTrainer:
             out["das/fm_calls"] = float(self.das.calls)
             out["das/naive_calls"] = float(self.das.naive_calls)
         out["windows"] = float(self.next_window)
+        if self.validation is not None:
+            out.update(self.validation.final)  # train / valid / test, after finish()
         return out
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
@@ -380,6 +416,7 @@ class StreamingTrainer:
             "das": self.das.state_dict(),
             "history": self.history,
             "fingerprint": self.fingerprint,
+            **({"validation": self.validation.state_dict()} if self.validation is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -396,6 +433,8 @@ class StreamingTrainer:
         self.das.load_state_dict(state["das"])
         self.history = list(state["history"])
         self.next_window = int(state["next_window"])
+        if self.validation is not None:
+            self.validation.load_state_dict(state["validation"])
 
     def save_checkpoint(self) -> Path:
         assert self.checkpoint_dir is not None

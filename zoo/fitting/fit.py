@@ -18,7 +18,6 @@ import math
 import time
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from zoo.fitting.losses import check_data, check_model_output, goodness, negative_log_likelihood
@@ -374,6 +373,7 @@ def fit_batched(
     tolerance: float = 1e-10,
     scale_covariance: bool = False,
     initial_damping: float = 1e-3,
+    drop_converged: bool = False,
 ) -> BatchFitResult:
     """Fit ``B`` independent problems at once by damped Fisher scoring (Levenberg-Marquardt).
 
@@ -390,6 +390,12 @@ def fit_batched(
     Errors: inverse Fisher information in physical units at the optimum.
 
     Runs on the device of ``data`` (e.g. CUDA); the model must build its tensors there too.
+
+    ``drop_converged=True`` evaluates, at each iteration, only the problems still iterating (each problem's
+    arithmetic is unchanged; the batch shrinks as problems stop, instead of every problem being recomputed until
+    the slowest converges). It needs a model whose output batch follows the batch of its parameters, i.e. one that
+    broadcasts per-problem parameters against shared grids; a model that holds per-problem arrays of size ``B``
+    cannot be called on a subset, and is refused with a ``ValueError`` on its first subset call.
 
     Args:
         data: ``[B, ...]`` counts (or values with ``sigma`` of the same shape).
@@ -419,14 +425,26 @@ def fit_batched(
     y = data.reshape(batch, -1)
     s = None if sigma is None else sigma.reshape(batch, -1)
 
+    hint = ("; drop_converged=True calls it on the problems still iterating, which needs a model that follows its "
+            "parameters' batch: fit this one with drop_converged=False") if drop_converged else ""
+
     def mu_of_p(p: torch.Tensor) -> torch.Tensor:
-        return model(parameters.as_dict(p)).reshape(batch, -1)
+        try:
+            out = model(parameters.as_dict(p))
+        except RuntimeError as error:  # e.g. per-problem arrays of size B broadcast against a subset
+            if p.shape[0] == batch:
+                raise
+            raise ValueError(f"the model failed on {p.shape[0]} of {batch} problems ({str(error).splitlines()[0]}){hint}") from error
+        if out.ndim == 0 or out.shape[0] != p.shape[0] or out[0].numel() != n_points:
+            raise ValueError(f"the model returned shape {tuple(out.shape)} for {p.shape[0]} problems (expected "
+                             f"[{p.shape[0]}, ...] with {n_points} points each){hint}")
+        return out.reshape(p.shape[0], -1)
 
     def mu_of_u(u: torch.Tensor) -> torch.Tensor:
         return mu_of_p(parameters.to_physical(u))
 
-    def nll_of(mu: torch.Tensor) -> torch.Tensor:
-        return negative_log_likelihood(mu, y, loss, s, dim=1)
+    def nll_of(mu: torch.Tensor, rows) -> torch.Tensor:
+        return negative_log_likelihood(mu, y[rows], loss, None if s is None else s[rows], dim=1)
 
     tangents = torch.eye(n_free, dtype=torch.float64, device=device)[:, None, :].expand(n_free, batch, n_free).contiguous()  # [P, B, P]
     vectorised = [True]
@@ -434,25 +452,26 @@ def fit_batched(
     def jacobian(function, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if vectorised[0]:  # one vmapped JVP over the P one-hot tangents
             try:
-                value, columns = torch.func.vmap(lambda t: torch.func.jvp(function, (x,), (t,)), out_dims=(None, 0))(tangents)
+                value, columns = torch.func.vmap(lambda t: torch.func.jvp(function, (x,), (t,)), out_dims=(None, 0))(tangents[:, : x.shape[0]])
                 return value, columns.permute(1, 2, 0)  # [B, n], [B, n, P]
             except Exception:  # a model that vmap cannot trace (e.g. .item() inside): fall back to P separate JVPs
                 vectorised[0] = False
         columns = []
         for j in range(n_free):
-            value, column = torch.func.jvp(function, (x,), (tangents[j],))
+            value, column = torch.func.jvp(function, (x,), (tangents[j, : x.shape[0]],))
             columns.append(column)
         return value, torch.stack(columns, -1)  # [B, n], [B, n, P]
 
-    def weights(mu: torch.Tensor) -> torch.Tensor:
-        return 1.0 / mu if loss == "poisson" else 1.0 / s**2
+    def weights(mu: torch.Tensor, rows) -> torch.Tensor:
+        return 1.0 / mu if loss == "poisson" else 1.0 / s[rows] ** 2
 
     with torch.no_grad():
         first = model(parameters.as_dict(p0))
     check_model_output(first, data, loss)
     u = parameters.to_unconstrained(p0)
+    every = torch.arange(batch, device=device)
     mu = mu_of_u(u).detach()
-    nll = nll_of(mu)
+    nll = nll_of(mu, every)
     damping = torch.full((batch,), float(initial_damping), dtype=torch.float64, device=device)
     active = torch.ones(batch, dtype=torch.bool, device=device)
     iterations = torch.zeros(batch, dtype=torch.long, device=device)
@@ -460,32 +479,34 @@ def fit_batched(
     for _ in range(max_iter):
         if not bool(active.any()):
             break
-        mu, jac = jacobian(mu_of_u, u)
-        w = weights(mu)
-        gradient = torch.einsum("bnp,bn->bp", jac, w * (y - mu))  # = -dNLL/du
+        rows = active.nonzero()[:, 0] if drop_converged else every  # the problems evaluated this iteration
+        u_r, nll_r, damping_r, active_r = u[rows], nll[rows], damping[rows], active[rows]
+        mu, jac = jacobian(mu_of_u, u_r)
+        w = weights(mu, rows)
+        gradient = torch.einsum("bnp,bn->bp", jac, w * (y[rows] - mu))  # = -dNLL/du
         fisher = torch.einsum("bnp,bn,bnq->bpq", jac, w, jac)
         diag = fisher.diagonal(dim1=-2, dim2=-1).clamp_min(1e-300)
-        system = fisher + damping[:, None, None] * torch.diag_embed(diag) + 1e-14 * diag.amax(-1)[:, None, None] * eye
+        system = fisher + damping_r[:, None, None] * torch.diag_embed(diag) + 1e-14 * diag.amax(-1)[:, None, None] * eye
         step = torch.linalg.solve(system, gradient[..., None])[..., 0]
         step = torch.where(torch.isfinite(step), step, torch.zeros_like(step))
-        u_new = u + step
+        u_new = u_r + step
         with torch.no_grad():
             mu_new = mu_of_u(u_new)
-            nll_new = nll_of(mu_new)
-        accept = active & torch.isfinite(nll_new) & (nll_new <= nll)
-        change = (nll - nll_new).abs() / nll.abs().clamp_min(1.0)
-        u = torch.where(accept[:, None], u_new, u)
-        nll = torch.where(accept, nll_new, nll)
-        damping = torch.where(accept, damping / 10, damping * 10).clamp(1e-12, 1e16)
-        iterations += active.long()
-        done = (accept & (change < tolerance)) | (damping >= 1e15)
-        active = active & ~done
+            nll_new = nll_of(mu_new, rows)
+        accept = active_r & torch.isfinite(nll_new) & (nll_new <= nll_r)
+        change = (nll_r - nll_new).abs() / nll_r.abs().clamp_min(1.0)
+        u[rows] = torch.where(accept[:, None], u_new, u_r)
+        nll[rows] = torch.where(accept, nll_new, nll_r)
+        damping[rows] = torch.where(accept, damping_r / 10, damping_r * 10).clamp(1e-12, 1e16)
+        iterations[rows] += active_r.long()
+        done = (accept & (change < tolerance)) | (damping[rows] >= 1e15)
+        active[rows] = active_r & ~done
     # uncertainties and convergence in physical parameters
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     p_hat = parameters.to_physical(u)
     mu, jac_p = jacobian(mu_of_p, p_hat)
-    w = weights(mu)
+    w = weights(mu, every)
     fisher = torch.einsum("bnp,bn,bnq->bpq", jac_p, w, jac_p)
     gradient = torch.einsum("bnp,bn->bp", jac_p, w * (y - mu))
     _, info = torch.linalg.cholesky_ex(0.5 * (fisher + fisher.transpose(-1, -2)))

@@ -221,7 +221,7 @@ def _deleted_gram(rows: torch.Tensor, columns: torch.Tensor, values: torch.Tenso
 
 
 def spectral_start(format: str, shape: Sequence[int], indices: torch.Tensor, values: torch.Tensor,
-                   ranks: Sequence[int], chunk_size: int = 1 << 14) -> tuple[torch.Tensor, ...]:
+                   ranks: Sequence[int], chunk_size: int = 1 << 16) -> tuple[torch.Tensor, ...]:
     r"""A spectral initial point from the observations alone (no random numbers).
 
     Let :math:`p = |\Omega| / \prod_k n_k` and :math:`Y = P_\Omega(A) / p`, the zero-filled, rescaled observations
@@ -247,9 +247,12 @@ def spectral_start(format: str, shape: Sequence[int], indices: torch.Tensor, val
     slice ``i_d``).
 
     Every step is sparse: unfoldings are scattered from the m observed entries (memory ``O(min(m, N / n_k) n_k r)``),
-    the dense tensor is never formed. Rank-deficient working ranks (over-estimation) are fine: the extra
+    the dense tensor is never formed; the per-entry products (the Tucker core's design rows, the TT interface
+    features and the last core's normal equations) are accumulated ``chunk_size`` entries at a time. Rank-deficient working ranks (over-estimation) are fine: the extra
     directions are the next eigenvectors, and the least-squares core weighs them by what the data say.
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     shape = tuple(shape)
     d, values = len(shape), values.to(torch.float64) if values.dtype not in (torch.float32, torch.float64) else values
     dtype, device = values.dtype, values.device
@@ -284,13 +287,15 @@ def spectral_start(format: str, shape: Sequence[int], indices: torch.Tensor, val
         gram = _deleted_gram(indices[:, k], columns, values, left, shape[k], deletion)
         core = _top_eigenvectors(gram, bond[k + 1]).reshape(bond[k], shape[k], bond[k + 1])
         cores.append(core)
-        left = torch.bmm(left.unsqueeze(1), core[:, indices[:, k], :].permute(1, 0, 2)).squeeze(1)
+        left = torch.cat([torch.bmm(piece.unsqueeze(1), core[:, idx, :].permute(1, 0, 2)).squeeze(1)
+                          for piece, idx in zip(left.split(chunk_size), indices[:, k].split(chunk_size))])
     # last core: per slice s of mode d, least squares of U_<=d-1(i) c_s = y_i over the entries with i_d = s
     width, size = bond[-2], shape[-1]
     normal = torch.zeros(size, width, width, dtype=dtype, device=device)
-    normal.index_add_(0, indices[:, -1], left[:, :, None] * left[:, None, :])
     rhs = torch.zeros(size, width, dtype=dtype, device=device)
-    rhs.index_add_(0, indices[:, -1], values[:, None] * left)
+    for piece, slices, vals in zip(left.split(chunk_size), indices[:, -1].split(chunk_size), values.split(chunk_size)):
+        normal.index_add_(0, slices, piece[:, :, None] * piece[:, None, :])
+        rhs.index_add_(0, slices, vals[:, None] * piece)
     last = torch.stack([_ridge_solve(a, b[:, None])[:, 0] for a, b in zip(normal, rhs)], dim=1)  # [r_(d-1), n_d]
     return (*cores, last.reshape(width, size, 1))
 
@@ -418,7 +423,7 @@ def complete(shape: Sequence[int], indices: torch.Tensor, values: torch.Tensor, 
     if manifold is None:
         manifold = make_manifold(format, shape, ranks, omega * norm ** 2)
     if start is None:
-        start = spectral_start(format, shape, indices, values, manifold.ranks) if init == "spectral" else \
+        start = spectral_start(format, shape, indices, values, manifold.ranks, chunk_size) if init == "spectral" else \
             random_start(manifold, format, norm, seed, values.dtype)
     params = [torch.nn.Parameter(p.detach().clone().to(values.dtype)) for p in start]
     first = linearised_step(problem, manifold, params) if optimizer in ("rcg", "rgd") else None

@@ -66,7 +66,7 @@ class _CompletionModule(ZooModule):
         norm = math.sqrt(float(observed["values"].pow(2).sum()) * math.prod(c.shape) / observed["indices"].shape[0])
         self.manifold = make_manifold(c.format, c.shape, c.ranks, c.omega * norm ** 2)
         if c.init == "spectral" and not weights_follow():  # from_pretrained overwrites the start: skip its SVDs
-            start = spectral_start(c.format, c.shape, observed["indices"], observed["values"], c.ranks)
+            start = spectral_start(c.format, c.shape, observed["indices"], observed["values"], c.ranks, c.chunk_size)
         else:
             start = random_start(self.manifold, c.format, c.start_scale * norm, c.seed)
         self.names = self._parameter_names()
