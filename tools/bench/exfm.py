@@ -769,8 +769,8 @@ def scale_markdown(result: dict[str, Any] | None, das: dict[str, Any] | None) ->
         m, st = result["model"], result["stream"]
         fm = m["foundation"]
         partial = result.get("partial")
-        size = (f"the first {result['rows']:,} rows of a {result['planned_rows']:,}-row stream (stopped after {result['windows']} of "
-                f"{result['planned_windows']} windows)" if partial else f"a {result['rows']:,}-row stream")
+        size = (f"the first {result['rows']:,} rows of a {result['planned_rows']:,}-row stream (not ended: {result['windows']} of "
+                f"{result['planned_windows']} windows done)" if partial else f"a {result['rows']:,}-row stream")
         held = (f"as Arrow tables it would be {st['arrow_bytes_if_materialised'] / 2**30:.2f} GiB"
                 if st.get("arrow_bytes_if_materialised") else "about 11 MB of Arrow per window")
         lines += [f"### Scale: FM + {len(m['students'])} VMs with DAS on {size}", "",
@@ -789,9 +789,13 @@ def scale_markdown(result: dict[str, Any] | None, das: dict[str, Any] | None) ->
                   f"| {result['rows']:,} | {result['windows']} | {result['seconds'] / 60:.1f} min | {result['rows_per_s']:,.0f} | "
                   f"{result['rss_mb']['peak']:,.0f} MB | {_mb(result['rss_mb']['after_model'])} | {_mb(result['rss_mb']['end'])} |", "",
                   *([f"**Estimate, not a measurement**: at the prefix's rate the {result['planned_rows']:,} rows would take "
-                     f"{result['projected_seconds'] / 60:.0f} min on this machine under the same load; the run was stopped at the "
-                     "deadline. " + _rss_text(result["rss_mb"]["per_window"]), ""]
+                     f"{result['projected_seconds'] / 60:.0f} min on this machine under the same load; the run had not ended at the "
+                     "time of this table. " + _rss_text(result["rss_mb"]["per_window"]), ""]
                     if partial else []),
+                  *([f"CPU time of the process (user + sys, read from /proc while it ran, setup and the DAS comparison "
+                     f"included): {result['cpu']['seconds']:,.0f} s after {result['cpu']['rows']:,} rows, "
+                     f"{result['cpu']['rows'] / result['cpu']['seconds']:,.0f} rows per CPU-second: the wall time above is "
+                     "mostly waiting for the shared cores.", ""] if result.get("cpu") else []),
                   "Where the time goes (seconds; end to end = all of them; the DAS-vs-per-VM comparison below is timed outside this clock):", "",
                   "| " + " | ".join(result["stages_s"]) + " |", "|" + "---|" * len(result["stages_s"]),
                   "| " + " | ".join(f"{v:,.0f}" for v in result["stages_s"].values()) + " |", ""]
@@ -909,7 +913,7 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         sections.append(f"Commands: {runs} (seeds may run as separate processes), then `{sweep['command']}`\n\n" + sweep_markdown(sweep))
     if "scale" in report:
         scale_ = report["scale"]
-        command = (f"`{scale_['run_command']}`, stopped; this table from its log by `{scale_['command']}`" if scale_.get("partial")
+        command = (f"`{scale_['run_command']}` (not ended when this table was made), this table from its log by `{scale_['command']}`" if scale_.get("partial")
                    else f"`{scale_['command']}`")
         sections.append(f"Command: {command}\n\n" + scale_markdown(scale_, None))
     if "das_cost" in report:
