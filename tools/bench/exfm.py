@@ -790,8 +790,8 @@ def scale_markdown(result: dict[str, Any] | None, das: dict[str, Any] | None) ->
                   f"{result['rss_mb']['peak']:,.0f} MB | {_mb(result['rss_mb']['after_model'])} | {_mb(result['rss_mb']['end'])} |", "",
                   *([f"**Estimate, not a measurement**: at the prefix's rate the {result['planned_rows']:,} rows would take "
                      f"{result['projected_seconds'] / 60:.0f} min on this machine under the same load; the run had not ended at the "
-                     "time of this table. " + _rss_text(result["rss_mb"]["per_window"]), ""]
-                    if partial else []),
+                     "time of this table.", ""] if partial else []),
+                  *([_rss_text(result["rss_mb"]["per_window"]), ""] if result["rss_mb"].get("per_window") else []),
                   *([f"CPU time of the process (user + sys, read from /proc while it ran, setup and the DAS comparison "
                      f"included): {result['cpu']['seconds']:,.0f} s after {result['cpu']['rows']:,} rows, "
                      f"{result['cpu']['rows'] / result['cpu']['seconds']:,.0f} rows per CPU-second: the wall time above is "
