@@ -18,6 +18,8 @@ Protocol (our choices):
 
     python tools/bench/exfm.py                                   # synthetic + ML-100K (if found), writes benchmarks/exfm.{json,md}
     python tools/bench/exfm.py --datasets synthetic                # the synthetic section only (others kept)
+    python tools/bench/exfm.py --scale --scale-rows 10000000       # FM + 4 VMs with DAS on a 10M-row stream (rows/s, peak RSS)
+    python tools/bench/exfm.py --das-cost                          # DAS (FM scores each row once) vs one FM pass per VM
     python tools/bench/exfm.py --heldout --seeds 0 1 2              # train / valid / test on held-out windows (others kept)
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -273,6 +276,101 @@ def markdown(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any], see
     return "\n".join(lines)
 
 
+# -- size sweep: the ablation at several stream sizes ---------------------------------------------------------------
+def sweep_students() -> tuple[Any, ...]:
+    """The ablation's students (every arm at every k in {0, 1, 2}) at the learning rates of preset
+    ``exfm_synthetic`` (tuned at 240k rows on seed 100; the same for every arm), not re-tuned per size."""
+    from zoo._core.registry import preset_config
+    from zoo.exfm import StudentSpec
+
+    lr = preset_config("exfm_synthetic").student.learning_rate
+    out = []
+    for v in verticals("synthetic"):
+        out.append(StudentSpec(f"{v}_alone", v, "none", learning_rate=lr))
+        out += [StudentSpec(f"{v}_{arm}_k{k}", v, mode, staleness=k, learning_rate=lr) for arm, mode in ARMS[1:] for k in (0, 1, 2)]
+    return tuple(out)
+
+
+def size_sweep_run(args: argparse.Namespace) -> None:
+    """One file per (rows, seed) in ``--sweep-dir`` (existing files are kept, so runs can be split across processes)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    args.foundation_lr = None  # the preset's FM rate
+    args.sweep_dir.mkdir(parents=True, exist_ok=True)
+    for rows in args.sizes:
+        for seed in args.seeds:
+            path = args.sweep_dir / f"rows{rows}_seed{seed}.json"
+            if path.exists():
+                continue
+            args.rows = rows
+            summary, seconds = run_stream("synthetic", seed, sweep_students(), args)
+            path.write_text(json.dumps({"rows": rows, "seed": seed, "seconds": seconds, "windows": args.windows, "drift": args.drift,
+                                        "users": args.users, "items": args.items, "metrics": summary}))
+            print(f"[sweep] {rows} rows, seed {seed}: {seconds:.0f} s", file=sys.stderr)
+
+
+def size_sweep_collect(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any]:
+    """Pool the sweep files per size; the committed ablation's runs count for their size when its protocol matches
+    (same stream shape, and its tuned rates equal the preset's, which is what the sweep runs use)."""
+    from zoo._core.registry import preset_config
+
+    runs: dict[int, list[dict[str, Any]]] = {}
+    for path in sorted(args.sweep_dir.glob("rows*_seed*.json")):
+        run = json.loads(path.read_text())
+        if (run["windows"], run["drift"], run["users"], run["items"]) != (args.windows, args.drift, args.users, args.items):
+            raise SystemExit(f"{path}: another stream shape than --windows/--drift/--users/--items")
+        runs.setdefault(run["rows"], []).append({"seed": run["seed"], "seconds": run["seconds"], "metrics": run["metrics"], "source": "sweep"})
+    committed = report.get("datasets", {}).get("synthetic")
+    sources = {}
+    if committed:
+        preset = preset_config("exfm_synthetic")
+        best = committed["tuning"]["best_lr"]
+        fm_lr = (committed["tuning"].get("foundation") or {}).get("best_lr", preset.foundation.learning_rate)
+        same = (all(lr == preset.student.learning_rate for lr in best.values()) and fm_lr == preset.foundation.learning_rate
+                and "--windows" not in committed["command"] and "--rows" not in committed["command"])
+        if same:
+            size = 240_000  # the bench's default stream (tools/bench/exfm.py --datasets synthetic)
+            seen = {r["seed"] for r in runs.get(size, [])}
+            runs.setdefault(size, []).extend({"seed": r["seed"], "seconds": r["seconds"], "metrics": r["metrics"], "source": "ablation"}
+                                             for r in committed["evaluation"]["runs"] if r["seed"] not in seen)
+            sources[size] = f"the ablation above (`{committed['command']}`)"
+    sizes = {}
+    for size in sorted(runs):
+        evaluation = {"runs": sorted(runs[size], key=lambda r: r["seed"])}
+        rows = aggregate("synthetic", evaluation, args)
+        sizes[str(size)] = {"seeds": [r["seed"] for r in evaluation["runs"]], "seconds": [r["seconds"] for r in evaluation["runs"]],
+                            "pooled": pooled(rows, {"evaluation": evaluation}, [0, 1, 2]), "source": sources.get(size, "sweep runs"),
+                            "runs": evaluation["runs"]}
+    return {"windows": args.windows, "drift": args.drift, "users": args.users, "items": args.items, "sizes": sizes}
+
+
+def sweep_markdown(sweep: dict[str, Any]) -> str:
+    sizes = sweep["sizes"]
+    lines = ["### Ablation over stream size", "",
+             f"Synthetic stream with {sweep['windows']} windows (so more rows per window as the stream grows), drift {sweep['drift']}, "
+             f"{sweep['users']} active users, {sweep['items']} active items; every arm at the learning rates of preset `exfm_synthetic` "
+             "(tuned at 240k rows, seed 100), not re-tuned per size. ΔNE per seed = mean over the 4 verticals of NE_arm - NE_alone; "
+             "mean ± std over seeds; \"beats\" = ΔNE < 0 in every seed.", "",
+             "| rows | seeds | arm | k | ΔNE vs alone | seeds better | (seed, vertical) pairs better |", "|---|---|---|---|---|---|---|"]
+    for size, entry in sizes.items():
+        n = len(entry["seeds"])
+        for r in entry["pooled"]:
+            lines.append(f"| {int(size):,} | {n} | {r['arm']} | {r['k']} | {r['d_ne'][0]:+.4f} ± {r['d_ne'][1]:.4f} | "
+                         f"{r['seeds_better']}/{n} | {r['pairs_better']}/{r['pairs']} |")
+    lines += ["", "Where each arm beats VM alone in every seed:", ""]
+    for arm, _ in ARMS[1:]:
+        for k in (0, 1, 2):
+            verdict = []
+            for size, entry in sizes.items():
+                r = next(p for p in entry["pooled"] if p["arm"] == arm and p["k"] == k)
+                n = len(entry["seeds"])
+                verdict.append(f"{int(size):,}: {'beats' if r['seeds_better'] == n else 'not in every seed'} ({r['seeds_better']}/{n})")
+            lines.append(f"- {arm}, k = {k}: " + "; ".join(verdict))
+    lines += ["", "Sources: " + "; ".join(f"{int(size):,} rows: {entry['source']}, seeds {entry['seeds']}" for size, entry in sizes.items()) + ".", ""]
+    return "\n".join(lines)
+
+
 # -- speed: zoo's fused-table DCNv2 vs DeepCTR-Torch's DCN on the same rows ----------------------------------------
 SPEED_WORKER = r"""
 import json, resource, sys, time
@@ -365,6 +463,373 @@ def speed_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- scale: FM + 4 VMs with DAS on a production-shaped stream, window by window ------------------------------------
+def _rss_mb() -> float:
+    """Current resident set size of this process (Linux /proc; NaN elsewhere)."""
+    import os
+
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
+def _load() -> float:
+    import os
+
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def scale_config(seed: int, args: argparse.Namespace) -> Any:
+    """Preset ``exfm_synthetic`` with hashed id vocabularies sized for ~10^6 users / 10^5 items, one AH + SA student
+    per vertical (4 VMs, k = 1) and the FM at ``--scale-fm-passes`` passes of ``--scale-fm-batch`` rows."""
+    import dataclasses
+
+    from zoo._core.registry import preset_config
+    from zoo.exfm import StudentSpec
+    from zoo.exfm.data import SCALE_ITEM_BUCKETS, SCALE_USER_BUCKETS, synthetic_feature_spec
+
+    base = preset_config("exfm_synthetic")
+    return preset_config(
+        "exfm_synthetic", seed=seed, features=synthetic_feature_spec(user_buckets=SCALE_USER_BUCKETS, item_buckets=SCALE_ITEM_BUCKETS),
+        foundation=dataclasses.replace(base.foundation, passes=args.scale_fm_passes, batch_size=args.scale_fm_batch),
+        students=tuple(StudentSpec(f"{v.name}_ah_sa", v.name, "auxiliary_head_adapter", staleness=1) for v in base.verticals),
+        serving_students=(),
+    )
+
+
+def _score_rows(network: Any, ids: Any, index: Any, batch: int) -> Any:
+    """FM logits of the rows ``index`` (as DAS scores them: eval mode, no autograd, ``batch`` rows per forward)."""
+    import torch
+
+    with torch.no_grad():
+        parts = [network(ids[torch.from_numpy(index[i:i + batch])]) for i in range(0, len(index), batch)]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def das_passes(network: Any, ids: Any, memberships: dict[str, Any], batch: int) -> dict[str, tuple[float, int]]:
+    """Time the two ways to give N VMs the FM's logit for their rows, on one window: ``das``, the union of the
+    VMs' rows scored once (what ``DataAugmentationService`` does), and ``per_vm``, one FM pass per VM over its
+    own rows. Returns {way: (seconds, rows scored)}; the order alternates with the caller (see ``scale``)."""
+    import numpy as np
+
+    def das() -> tuple[float, int]:
+        started = time.perf_counter()
+        needed = np.zeros(len(ids), dtype=bool)
+        for mask in memberships.values():
+            needed |= mask
+        index = np.flatnonzero(needed)
+        _score_rows(network, ids, index, batch)
+        return time.perf_counter() - started, len(index)
+
+    def per_vm() -> tuple[float, int]:
+        started, rows = time.perf_counter(), 0
+        for mask in memberships.values():
+            index = np.flatnonzero(mask)
+            _score_rows(network, ids, index, batch)
+            rows += len(index)
+        return time.perf_counter() - started, rows
+
+    return {"das": das(), "per_vm": per_vm()}
+
+
+def scale(args: argparse.Namespace) -> dict[str, Any]:
+    """One stream run at ``--scale-rows`` rows, generated and consumed window by window (nothing but the current
+    window is held), with a per-stage time split, the DAS-vs-per-VM scoring comparison on every window (timed
+    outside the loop's clock, order alternating between windows), and peak RSS. ``--scale-log`` gets one JSON
+    line per window, so a run stopped early still leaves its measured prefix."""
+    import os
+
+    import torch
+
+    from zoo.exfm import ExFMSystem, StreamingTrainer
+    from zoo.exfm.data import make_scale_stream
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.scale_seed)
+    stream = make_scale_stream(args.scale_rows, args.scale_seed)
+    config = scale_config(args.scale_seed, args)
+    rss_start = _rss_mb()
+    system = ExFMSystem(config)
+    trainer = StreamingTrainer(system, sparse_embeddings=not args.scale_dense_adam)
+    parameters = {"foundation": sum(p.numel() for p in system.foundation.parameters()),
+                  "student": sum(p.numel() for p in system.students[config.students[0].name].parameters())}
+    rss_model = _rss_mb()
+    stages = {k: 0.0 for k in ("generate", "encode", "evaluate", "train_fm", "das", "train_vms", "other")}
+    extra = {"das": [0.0, 0], "per_vm": [0.0, 0]}  # the comparison, timed outside the loop's clock
+    pairs: list[dict[str, float]] = []
+
+    def timed(stage: str, function: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*a, **k)
+            finally:
+                stages[stage] += time.perf_counter() - started
+        return wrapper
+
+    features = config.features
+    features.encode = timed("encode", features.encode)  # instance attribute: this run's spec only
+    trainer._evaluate = timed("evaluate", trainer._evaluate)
+    trainer._train_foundation = timed("train_fm", trainer._train_foundation)
+    trainer._train_student = timed("train_vms", trainer._train_student)
+    loop_annotate = timed("das", trainer._annotate)
+    comparison_seconds = [0.0]
+
+    def annotate_and_compare(t: int, table: Any, ids: Any, memberships: dict[str, Any]) -> Any:
+        out = loop_annotate(t, table, ids, memberships)
+        compare = args.scale_compare_every and t % args.scale_compare_every == 0
+        if compare and (t - 1) in trainer.snapshots:  # the snapshot the k = 1 students use, as the loop just loaded it
+            started = time.perf_counter()
+            needed = {s.vertical: memberships[s.vertical] for s in config.students}
+            order = ("das", "per_vm") if t % 2 == 0 else ("per_vm", "das")
+            timing = {}
+            for way in order:  # alternate which way runs first, so drift in machine load does not favour one
+                timing[way] = das_passes(trainer.annotator, ids, needed, trainer.das.batch_size)[way]
+            for way, (seconds, rows) in timing.items():
+                extra[way][0] += seconds
+                extra[way][1] += rows
+            pairs.append({"window": t, "das_s": timing["das"][0], "per_vm_s": timing["per_vm"][0],
+                          "das_rows": timing["das"][1], "per_vm_rows": timing["per_vm"][1]})
+            comparison_seconds[0] += time.perf_counter() - started
+        return out
+
+    trainer._annotate = annotate_and_compare
+    log = open(args.scale_log, "w") if args.scale_log else None
+    loads: list[float] = []  # 1-minute load average after each window: the machine is shared
+    windows, rows, stream_bytes = stream.windows(), 0, 0
+    print(f"[scale] {args.scale_rows} rows in {stream.n_windows} windows; user ids < {stream.user_id_bound}, item ids < "
+          f"{stream.item_id_bound}; FM {parameters['foundation']:,} parameters, each VM {parameters['student']:,}", file=sys.stderr)
+    started = time.perf_counter()
+    for t in range(stream.n_windows):
+        before = time.perf_counter()
+        table = next(windows)
+        stages["generate"] += time.perf_counter() - before
+        stream_bytes += table.nbytes
+        trainer.process_window(t, table)
+        rows += table.num_rows
+        del table
+        elapsed = time.perf_counter() - started - comparison_seconds[0]
+        line = {"window": t, "rows": rows, "seconds": elapsed, "rss_mb": _rss_mb(), "peak_rss_mb": _peak_rss_mb(), "load1": _load(),
+                **{f"{k}_s": v for k, v in stages.items()}, **({"das_pair": pairs[-1]} if pairs and pairs[-1]["window"] == t else {})}
+        loads.append(line["load1"])
+        if log:
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+        if t % 5 == 0 or t == stream.n_windows - 1:
+            eta = elapsed / rows * (args.scale_rows - rows)
+            print(f"[scale] window {t}: {rows:,} rows, {rows / elapsed:,.0f} rows/s, RSS {line['rss_mb']:,.0f} MB "
+                  f"(peak {line['peak_rss_mb']:,.0f}), ETA {eta / 60:.1f} min", file=sys.stderr)
+    seconds = time.perf_counter() - started - comparison_seconds[0]
+    stages["other"] = seconds - sum(v for k, v in stages.items() if k != "other")
+    summary = trainer.summary()
+    ratio = [p["per_vm_s"] / p["das_s"] for p in pairs]
+    return {
+        "rows": rows, "windows": stream.n_windows, "seed": args.scale_seed, "threads": args.threads, "cores": os.cpu_count(), "compare_every": args.scale_compare_every,
+        "stream": {"users_active": stream.users_active, "items_active": stream.items_active, "churn": stream.churn,
+                   "drift": stream.drift, "user_ids": stream.user_id_bound, "item_ids": stream.item_id_bound,
+                   "arrow_bytes_if_materialised": stream_bytes},
+        "model": {"user_buckets": config.features.categorical[0].hash_buckets, "item_buckets": config.features.categorical[1].hash_buckets,
+                  "foundation": {"embedding_dim": config.foundation.embedding_dim, "hidden": list(config.foundation.hidden),
+                                 "passes": config.foundation.passes, "batch_size": config.foundation.batch_size, "parameters": parameters["foundation"]},
+                  "students": [s.name for s in config.students], "student_parameters": parameters["student"],
+                  "optimizer": "Adam (dense)" if args.scale_dense_adam else "SparseAdam on embeddings + Adam on the rest"},
+        "seconds": seconds, "rows_per_s": rows / seconds, "stages_s": stages, "load1": _summary(loads),
+        "rss_mb": {"start": rss_start, "after_model": rss_model, "end": _rss_mb(), "peak": _peak_rss_mb()},
+        "das": {"fm_rows_scored": trainer.das.calls, "per_vm_rows": trainer.das.naive_calls,
+                "compared_windows": len(pairs), "das_s": extra["das"][0], "per_vm_s": extra["per_vm"][0],
+                "das_rows": extra["das"][1], "per_vm_rows_compared": extra["per_vm"][1],
+                "ratio_total": extra["per_vm"][0] / extra["das"][0] if extra["das"][0] else None,
+                "ratio_per_window": _summary(ratio), "pairs": pairs},
+        "metrics": {k: v for k, v in summary.items() if k.endswith(("/ne", "/auc"))},
+    }
+
+
+def scale_from_log(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``scale`` result of a run that was stopped before its end, from its ``--scale-log`` lines (the measured
+    prefix; no model metrics). ``projected_seconds``: the prefix's seconds per row times the planned rows, an
+    estimate (later windows cost about what earlier ones cost: the sizes do not grow)."""
+    from zoo.exfm import ExFMSystem
+    from zoo.exfm.data import make_scale_stream
+
+    lines = [json.loads(line) for line in Path(args.scale_from_log).read_text().splitlines() if line.strip()]
+    if not lines:
+        raise SystemExit(f"{args.scale_from_log}: no windows logged")
+    last = lines[-1]
+    stream = make_scale_stream(args.scale_rows, args.scale_seed)
+    config = scale_config(args.scale_seed, args)
+    system = ExFMSystem(config)
+    stages = {k[:-2]: v for k, v in last.items() if k.endswith("_s") and k != "other_s"}
+    stages["other"] = last["seconds"] - sum(stages.values())
+    pairs = [line["das_pair"] for line in lines if "das_pair" in line]
+    das_s, per_vm_s = sum(p["das_s"] for p in pairs), sum(p["per_vm_s"] for p in pairs)
+    loads = [line["load1"] for line in lines if "load1" in line]
+    return {
+        "partial": True, "run_command": f"python tools/bench/exfm.py --scale --scale-rows {args.scale_rows} --scale-log {Path(args.scale_from_log).name}",
+        "planned_rows": args.scale_rows, "planned_windows": stream.n_windows,
+        "rows": last["rows"], "windows": len(lines), "seed": args.scale_seed, "threads": args.threads, "cores": os.cpu_count(),
+        "compare_every": args.scale_compare_every,
+        "stream": {"users_active": stream.users_active, "items_active": stream.items_active, "churn": stream.churn, "drift": stream.drift,
+                   "user_ids": stream.user_id_bound, "item_ids": stream.item_id_bound,
+                   "arrow_bytes_if_materialised": None},
+        "model": {"user_buckets": config.features.categorical[0].hash_buckets, "item_buckets": config.features.categorical[1].hash_buckets,
+                  "foundation": {"embedding_dim": config.foundation.embedding_dim, "hidden": list(config.foundation.hidden),
+                                 "passes": config.foundation.passes, "batch_size": config.foundation.batch_size,
+                                 "parameters": sum(p.numel() for p in system.foundation.parameters())},
+                  "students": [s.name for s in config.students],
+                  "student_parameters": sum(p.numel() for p in system.students[config.students[0].name].parameters()),
+                  "optimizer": "Adam (dense)" if args.scale_dense_adam else "SparseAdam on embeddings + Adam on the rest"},
+        "seconds": last["seconds"], "rows_per_s": last["rows"] / last["seconds"], "stages_s": stages, "load1": _summary(loads),
+        "projected_seconds": last["seconds"] / last["rows"] * args.scale_rows,
+        "rss_mb": {"start": None, "after_model": None, "end": last["rss_mb"], "peak": last["peak_rss_mb"],
+                   "per_window": [round(line["rss_mb"]) for line in lines]},
+        "das": {"fm_rows_scored": None, "per_vm_rows": None, "compared_windows": len(pairs), "das_s": das_s, "per_vm_s": per_vm_s,
+                "das_rows": sum(p["das_rows"] for p in pairs), "per_vm_rows_compared": sum(p["per_vm_rows"] for p in pairs),
+                "ratio_total": per_vm_s / das_s if das_s else None,
+                "ratio_per_window": _summary([p["per_vm_s"] / p["das_s"] for p in pairs]), "pairs": pairs},
+        "metrics": {},
+    }
+
+
+def _summary(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {"n": len(values), "median": statistics.median(values), "mean": statistics.mean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "min": ordered[0], "max": ordered[-1]}
+
+
+def das_cost(args: argparse.Namespace) -> dict[str, Any]:
+    """DAS vs one FM pass per VM, scoring only: the ``--das-windows`` first windows of the scale stream, the FM of
+    ``scale_config`` (weights do not change the cost), ``--das-repeats`` rounds, the two ways alternating first."""
+    import torch
+
+    from zoo.exfm import ExFMSystem
+    from zoo.exfm.data import make_scale_stream
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = scale_config(0, args)
+    system = ExFMSystem(config)
+    network = system.foundation.eval()
+    stream = make_scale_stream(args.das_windows * 100_000, 0)
+    prepared = []
+    for table in stream.windows():
+        memberships = system.memberships(table)
+        prepared.append((torch.from_numpy(config.features.encode(table, strict=False)),
+                         {s.vertical: memberships[s.vertical] for s in config.students}))
+    das_passes(network, *prepared[0], 4096)  # warm-up
+    runs = []
+    for repeat in range(args.das_repeats):
+        for t, (ids, needed) in enumerate(prepared):
+            order = ("das", "per_vm") if (repeat + t) % 2 == 0 else ("per_vm", "das")
+            timing = {way: das_passes(network, ids, needed, 4096)[way] for way in order}
+            runs.append({"repeat": repeat, "window": t, "first": order[0], "load1": _load(), "das_s": timing["das"][0], "per_vm_s": timing["per_vm"][0],
+                         "das_rows": timing["das"][1], "per_vm_rows": timing["per_vm"][1]})
+            print(runs[-1], file=sys.stderr)
+    per_repeat = [sum(r["per_vm_s"] for r in runs if r["repeat"] == k) / sum(r["das_s"] for r in runs if r["repeat"] == k)
+                  for k in range(args.das_repeats)]
+    return {"windows": args.das_windows, "rows_per_window": 100_000, "repeats": args.das_repeats, "threads": args.threads,
+            "verticals": [s.vertical for s in config.students], "fm_parameters": sum(p.numel() for p in network.parameters()),
+            "das_rows": sum(r["das_rows"] for r in runs if r["repeat"] == 0), "per_vm_rows": sum(r["per_vm_rows"] for r in runs if r["repeat"] == 0),
+            "ratio_per_repeat": per_repeat, "ratio": _summary(per_repeat), "load1": _summary([r["load1"] for r in runs]), "cores": os.cpu_count(),
+            "runs": runs}
+
+
+def _rss_text(per_window: list[float]) -> str:
+    """RSS after each window, summarised: the first window, then the range over the rest (flat = bounded)."""
+    if len(per_window) < 3:
+        return "RSS after each window (MB): " + ", ".join(f"{v:,.0f}" for v in per_window) + "."
+    rest = per_window[2:]
+    return (f"RSS after window 0: {per_window[0]:,.0f} MB, after window 1: {per_window[1]:,.0f} MB, after windows 2-{len(per_window) - 1}: "
+            f"{min(rest):,.0f}-{max(rest):,.0f} MB (the last {per_window[-1]:,.0f} MB).")
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} MB"
+
+
+def _load_text(result: dict[str, Any]) -> str:
+    if result.get("load1"):
+        load = result["load1"]
+        return f"{result.get('cores', 2)} cores, 1-minute load average {load['min']:.1f}-{load['max']:.1f}, median {load['median']:.1f}, over the run"
+    return result.get("load_note", "load not recorded")
+
+
+def scale_markdown(result: dict[str, Any] | None, das: dict[str, Any] | None) -> str:
+    lines = []
+    if result:
+        m, st = result["model"], result["stream"]
+        fm = m["foundation"]
+        partial = result.get("partial")
+        size = (f"the first {result['rows']:,} rows of a {result['planned_rows']:,}-row stream (not ended: {result['windows']} of "
+                f"{result['planned_windows']} windows done)" if partial else f"a {result['rows']:,}-row stream")
+        held = (f"as Arrow tables it would be {st['arrow_bytes_if_materialised'] / 2**30:.2f} GiB"
+                if st.get("arrow_bytes_if_materialised") else "about 11 MB of Arrow per window")
+        lines += [f"### Scale: FM + {len(m['students'])} VMs with DAS on {size}", "",
+                  f"Stream `make_scale_stream` (seed {result['seed']}): windows of 100,000 rows generated and "
+                  f"consumed one at a time (never materialised: {held}); "
+                  f"{st['users_active']:,} active users and {st['items_active']:,} active items per window with {st['churn']:.0%} churn, "
+                  f"so {st['user_ids']:,} user ids and {st['item_ids']:,} item ids over the stream; drift {st['drift']} rad per window. "
+                  f"Ids hashed into {m['user_buckets']:,} user and {m['item_buckets']:,} item embedding rows. FM: preset `exfm_synthetic`'s "
+                  f"DCNv2 (d = {fm['embedding_dim']}, MLP {fm['hidden']}, {fm['parameters']:,} parameters), {fm['passes']} pass(es) of "
+                  f"{fm['batch_size']}-row batches; VMs: {', '.join(m['students'])} (AH + SA, k = 1, {m['student_parameters']:,} "
+                  f"parameters each). Optimizer: {m['optimizer']}. Progressive validation on every window (the FM on all rows, every model "
+                  f"on its vertical). {result['threads']} torch thread on a machine shared with other jobs ({_load_text(result)}), "
+                  "so the times are upper bounds of what the code needs on a free core.", "",
+                  "| rows | windows | wall time | rows/s end to end | peak RSS | RSS after building the models | RSS at the end |",
+                  "|---|---|---|---|---|---|---|",
+                  f"| {result['rows']:,} | {result['windows']} | {result['seconds'] / 60:.1f} min | {result['rows_per_s']:,.0f} | "
+                  f"{result['rss_mb']['peak']:,.0f} MB | {_mb(result['rss_mb']['after_model'])} | {_mb(result['rss_mb']['end'])} |", "",
+                  *([f"**Estimate, not a measurement**: at the prefix's rate the {result['planned_rows']:,} rows would take "
+                     f"{result['projected_seconds'] / 60:.0f} min on this machine under the same load; the run had not ended at the "
+                     "time of this table.", ""] if partial else []),
+                  *([_rss_text(result["rss_mb"]["per_window"]), ""] if result["rss_mb"].get("per_window") else []),
+                  *([f"CPU time of the process (user + sys, read from /proc while it ran, setup and the DAS comparison "
+                     f"included): {result['cpu']['seconds']:,.0f} s after {result['cpu']['rows']:,} rows, "
+                     f"{result['cpu']['rows'] / result['cpu']['seconds']:,.0f} rows per CPU-second: the wall time above is "
+                     "mostly waiting for the shared cores.", ""] if result.get("cpu") else []),
+                  "Where the time goes (seconds; end to end = all of them; the DAS-vs-per-VM comparison below is timed outside this clock):", "",
+                  "| " + " | ".join(result["stages_s"]) + " |", "|" + "---|" * len(result["stages_s"]),
+                  "| " + " | ".join(f"{v:,.0f}" for v in result["stages_s"].values()) + " |", ""]
+        das_ = result["das"]
+        if das_["compared_windows"]:
+            r = das_["ratio_per_window"]
+            counted = (f"the FM scored {das_['fm_rows_scored']:,} rows for the {len(m['students'])} VMs; one FM pass per VM would have "
+                       f"scored {das_['per_vm_rows']:,}" if das_.get("fm_rows_scored") else
+                       f"on the compared windows DAS scored {das_['das_rows']:,} rows, one FM pass per VM {das_['per_vm_rows_compared']:,}")
+            lines += [f"DAS in this run: {counted}. Both ways timed on {das_['compared_windows']} windows (every "
+                      f"{result.get('compare_every', 5)}th from window 5; same snapshot as the loop's, order alternating between windows): DAS {das_['das_s']:,.1f} s, one pass per VM {das_['per_vm_s']:,.1f} s, ratio "
+                      f"{das_['ratio_total']:.3f} (per window: median {r['median']:.3f}, min {r['min']:.3f}, max {r['max']:.3f}).", ""]
+        metrics = result["metrics"]
+        names = [s for s in m["students"]]
+        lines += [] if not metrics else ["Progressive-validation NE / AUC (mean over windows >= 2): " + "; ".join(
+            f"{n} {metrics.get(n + '/ne', float('nan')):.4f} / {metrics.get(n + '/auc', float('nan')):.4f}" for n in names)
+            + f"; FM on all rows {metrics.get('foundation/all/ne', float('nan')):.4f} / {metrics.get('foundation/all/auc', float('nan')):.4f}. "
+            "One seed, no tuning at this size: not an ablation.", ""]
+    if das:
+        r = das["ratio"]
+        lines += ["### DAS cost: FM scoring once for all VMs vs one FM pass per VM", "",
+                  f"FM of the scale run, {das['windows']} windows of {das['rows_per_window']:,} rows of the scale stream, VMs on verticals "
+                  f"{das['verticals']} (a and b share a category); {das['repeats']} repeats, the two ways alternating which runs first; "
+                  f"{das['threads']} thread. Rows scored per repeat: DAS {das['das_rows']:,}, one pass per VM {das['per_vm_rows']:,} "
+                  f"({das['per_vm_rows'] / das['das_rows']:.3f}x).", "",
+                  "| time of one pass per VM / time of DAS | median | mean ± std | min | max |", "|---|---|---|---|---|",
+                  f"| over {r['n']} repeats | {r['median']:.3f} | {r['mean']:.3f} ± {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f} |", "",
+                  f"Machine: {_load_text(das)}. Scoring time should follow the rows scored (batches of 4,096 rows; our "
+                  f"inference, not timed separately), so the saving DAS can make here is about the row ratio ({das['per_vm_rows'] / das['das_rows']:.3f}x), and it comes only from rows that several VMs share (a and b "
+                  "overlap on one category; with disjoint verticals both ways score the same rows). The timed ratio is that "
+                  "saving seen through the load's noise" + (" (the lowest repeat is below 1)." if r["min"] < 1 else "."), ""]
+    return "\n".join(lines)
+
+
 # -- held-out split: train / valid / test AUC, log loss and NE (zoo.exfm.validation) -----------------------------------
 def heldout(args: argparse.Namespace) -> dict[str, Any]:
     """The synthetic ablation stream (preset arms at k = 1) followed by two held-out windows of the same size: one
@@ -440,6 +905,19 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         sections += [f"Command: `{report['heldout']['command']}`", "", heldout_markdown(report["heldout"]), ""]
     if "speed" in report:
         sections.append(f"Command: `{report['speed']['command']}`\n\n" + speed_markdown(report["speed"]))
+    if "size_sweep" in report:
+        sweep = report["size_sweep"]
+        swept = {int(size): entry["seeds"] for size, entry in sweep["sizes"].items() if entry["source"] == "sweep runs"}
+        runs = "; ".join(f"`python tools/bench/exfm.py --size-sweep --sizes {size} --seeds {' '.join(map(str, seeds))}`"
+                         for size, seeds in swept.items())
+        sections.append(f"Commands: {runs} (seeds may run as separate processes), then `{sweep['command']}`\n\n" + sweep_markdown(sweep))
+    if "scale" in report:
+        scale_ = report["scale"]
+        command = (f"`{scale_['run_command']}` (not ended when this table was made), this table from its log by `{scale_['command']}`" if scale_.get("partial")
+                   else f"`{scale_['command']}`")
+        sections.append(f"Command: {command}\n\n" + scale_markdown(scale_, None))
+    if "das_cost" in report:
+        sections.append(f"Command: `{report['das_cost']['command']}`\n\n" + scale_markdown(None, report["das_cost"]))
     header = ["# ExFM ablation (progressive validation, next-window NE)", "",
               "NE: log loss / entropy of the evaluated rows' positive rate (lower is better). ΔNE < 0: the arm beats "
               "VM alone on the same seed and data. k: FM staleness in windows (0 = the FM has trained on the rows it "
@@ -479,12 +957,57 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="run only the DeepCTR-Torch speed comparison (merged into the outputs)")
     parser.add_argument("--speed-rows", type=int, default=1_000_000)
     parser.add_argument("--speed-repeats", type=int, default=2)
+    parser.add_argument("--scale", action="store_true", help="run only the FM + 4 VMs scale run (merged into the outputs)")
+    parser.add_argument("--scale-rows", type=int, default=10_000_000)
+    parser.add_argument("--scale-seed", type=int, default=0)
+    parser.add_argument("--scale-fm-passes", type=int, default=1, help="FM passes per window in the scale run")
+    parser.add_argument("--scale-fm-batch", type=int, default=1024, help="FM batch size in the scale run")
+    parser.add_argument("--scale-dense-adam", action="store_true", help="dense Adam on the embedding tables (slow at 10^6 rows)")
+    parser.add_argument("--scale-compare-every", type=int, default=5,
+                        help="time DAS against one FM pass per VM on every n-th window (0: never)")
+    parser.add_argument("--scale-log", type=Path, default=None, help="JSON line per window (the measured prefix of a stopped run)")
+    parser.add_argument("--scale-from-log", type=Path, default=None,
+                        help="write the scale result of a stopped run from its --scale-log lines (with --scale-rows as planned)")
+    parser.add_argument("--das-cost", action="store_true", help="run only the DAS-vs-per-VM scoring comparison (merged into the outputs)")
+    parser.add_argument("--das-windows", type=int, default=3)
+    parser.add_argument("--das-repeats", type=int, default=7)
+    parser.add_argument("--size-sweep", action="store_true", help="run the ablation at --sizes rows for --seeds (one file each in --sweep-dir)")
+    parser.add_argument("--size-sweep-render", action="store_true", help="pool --sweep-dir (and the committed 240k ablation) into the outputs")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[120_000, 240_000, 1_000_000])
+    parser.add_argument("--sweep-dir", type=Path, default=Path("exfm-size-sweep"))
     parser.add_argument("--render", action="store_true", help="only rewrite exfm.md (and the card's table) from exfm.json")
     parser.add_argument("--heldout", action="store_true",
                         help="run only the held-out split (train / valid / test, early stopping; merged into the outputs)")
     args = parser.parse_args()
     if args.render:
         write_markdown(json.loads((args.out / "exfm.json").read_text()), args.out)
+        return
+    if args.size_sweep:
+        size_sweep_run(args)
+        return
+    if args.size_sweep_render:
+        json_path = args.out / "exfm.json"
+        report = json.loads(json_path.read_text()) if json_path.is_file() else {}
+        report["size_sweep"] = {**size_sweep_collect(args, report), "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:])}
+        json_path.write_text(json.dumps(report, indent=1))
+        write_markdown(report, args.out)
+        print(sweep_markdown(report["size_sweep"]))
+        return
+    if args.scale or args.das_cost or args.scale_from_log:
+        import torch
+
+        if args.scale or args.scale_from_log:
+            key, result = "scale", (scale_from_log(args) if args.scale_from_log else scale(args))
+        else:
+            key, result = "das_cost", das_cost(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        json_path = args.out / "exfm.json"
+        report = json.loads(json_path.read_text()) if json_path.is_file() else {}
+        report[key] = {**result, "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:]), "torch": torch.__version__,
+                       "platform": platform.platform()}
+        json_path.write_text(json.dumps(report, indent=1))
+        write_markdown(report, args.out)
+        print(scale_markdown(report.get("scale") if key == "scale" else None, report.get("das_cost") if key == "das_cost" else None))
         return
     if args.heldout:
         result = heldout(args)
