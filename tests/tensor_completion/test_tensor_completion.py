@@ -68,6 +68,37 @@ def test_chunked_cost_gradient_and_hessian_match_plain_autograd():
     assert all(torch.allclose(a, b, atol=1e-13) for a, b in zip(chunked.hessian_vector_product(point, direction), hvp))
 
 
+@pytest.mark.parametrize("shape, ranks, count", [((6, 7, 8), (2, 3, 2), 200), ((4, 5, 3, 6), (2, 2, 2, 3), 300)])
+def test_dense_partial_path_matches_the_per_entry_path(shape, ranks, count):
+    """Tucker with ``prod_(k != s) n_k <= |Omega|`` goes through the dense partial product (hand-written backward):
+    cost, gradient, residuals and the directional derivative of the entries equal the per-entry path, the latter
+    also a central difference; ``exact_step`` is the minimiser of the cost along the ambient line X + t Xdot."""
+    truth = _planted("tucker", shape, ranks)
+    idx, _ = sample_entries(shape, count, 0, seed=0)
+    values = entries("tucker", truth, idx)
+    point = [p + 0.1 for p in _planted("tucker", shape, ranks, seed=1)]
+    fast, slow = CompletionProblem("tucker", shape, idx, values, chunk_size=7), CompletionProblem("tucker", shape, idx, values, chunk_size=7)
+    slow._partial_mode = None
+    assert fast._partial_mode == max(range(len(shape)), key=lambda k: shape[k])
+    a, b = [p.clone().requires_grad_(True) for p in point], [p.clone().requires_grad_(True) for p in point]
+    cost_a, cost_b = fast.cost(a, backward=lambda c: c.backward()), slow.cost(b, backward=lambda c: c.backward())
+    assert abs(float(cost_a - cost_b)) < 1e-14
+    assert all(torch.allclose(x.grad, y.grad, atol=1e-14) for x, y in zip(a, b))
+    direction = [torch.randn_like(p) for p in point]
+    assert torch.allclose(fast.residuals(point), slow.residuals(point), atol=1e-14)
+    velocity = fast.directional_entries(point, direction)
+    assert torch.allclose(velocity, slow.directional_entries(point, direction), atol=1e-13)
+    h = 1e-6
+    difference = (entries("tucker", [p + h * u for p, u in zip(point, direction)], idx)
+                  - entries("tucker", [p - h * u for p, u in zip(point, direction)], idx)) / (2 * h)
+    assert torch.allclose(velocity, difference, atol=1e-8)
+    residual = fast.residuals(point)
+    sign = 1.0 if float((residual * velocity).sum()) < 0 else -1.0  # a descent direction
+    step = fast.exact_step(point, [sign * u for u in direction])
+    line = lambda t: float((residual + t * sign * velocity).pow(2).sum())  # noqa: E731  (2 |P_Omega A|^2 f along the line)
+    assert step > 0 and line(step) < min(line(0.99 * step), line(1.01 * step))
+
+
 @pytest.mark.parametrize("format", ["tucker", "tt"])
 def test_spectral_start_is_chunked_and_complete_forwards_chunk_size(format, monkeypatch):
     """The start accumulates its per-entry products ``chunk_size`` entries at a time in both formats (same point as

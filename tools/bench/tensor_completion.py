@@ -43,19 +43,21 @@ def _relative(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.linalg.norm(pred - truth) / np.linalg.norm(truth))
 
 
-def run_zoo(instance, optimizer, ranks, *, fixed=False, max_iterations=1000, max_time=120.0, seed=0, init="random"):
+def run_zoo(instance, optimizer, ranks, *, fixed=False, max_iterations=1000, max_time=120.0, seed=0, init="random",
+            omega=1.0, exact_step=False):
     """Our solvers (desingularised or fixed-rank manifold); returns the record of one run. ``init="spectral"``: the
-    default start of ``complete`` (deterministic: ``seed`` is then unused), and the default scale-free omega."""
+    default start of ``complete`` (deterministic: ``seed`` is then unused). ``omega`` relative to ``||A||^2`` as
+    ``complete`` takes it; ``exact_step``: the exact line minimiser as each iteration's first trial step."""
     fmt, shape = instance["format"], instance["shape"]
     norm = math.sqrt(float(instance["values"].pow(2).sum()) * math.prod(shape) / instance["indices"].shape[0])
     manifold = (FixedRankTucker(shape, ranks) if fmt == "tucker" else FixedRankTT(shape, ranks)) if fixed else \
-        make_manifold(fmt, shape, ranks, norm ** 2)  # omega = 1 relative to ||A||^2, as complete() does
+        make_manifold(fmt, shape, ranks, omega * norm ** 2)  # omega relative to ||A||^2, as complete() does
     start = None if init == "spectral" else random_start(manifold, fmt, norm, seed)
     try:
         r = complete(shape, instance["indices"], instance["values"], ranks, format=fmt, optimizer=optimizer,
                      manifold=manifold, start=start, init=init, test_indices=instance["test_indices"],
                      test_values=instance["test_values"], max_iterations=max_iterations, max_time=max_time,
-                     track_singular_values=False)
+                     track_singular_values=False, exact_step=exact_step)
     except (RuntimeError, torch.linalg.LinAlgError) as error:  # fixed rank: W = G G^T singular when over-estimated
         return {"test_error": math.inf, "train_error": math.inf, "cpu": math.nan, "iterations": 0,
                 "stop": f"failed: {str(error).splitlines()[0][:80]}", "time_to_1e-6": math.nan}
