@@ -152,11 +152,11 @@ PHASE = {
 }
 
 
-def phase_arms(fmt, spec, max_time):
+def phase_arms(fmt, spec, max_time, iterations=1000):
     over, true = spec["over"], spec["true"]
     arms = {
         "ours RGD spectral start (default), over-estimated rank": lambda inst, s: run_zoo(
-            inst, "rgd", over, max_iterations=1000, max_time=max_time, seed=s, init="spectral"),
+            inst, "rgd", over, max_iterations=iterations, max_time=max_time, seed=s, init="spectral"),
         "ours RGD, over-estimated rank": lambda inst, s: run_zoo(inst, "rgd", over, max_iterations=1000, max_time=max_time, seed=s),
         "fixed-rank RCG, true rank": lambda inst, s: run_zoo(inst, "rcg", true, fixed=True, max_iterations=1000,
                                                               max_time=max_time, seed=s),
@@ -173,7 +173,7 @@ def section_phase(args, rows):
         if fmt not in args.formats:
             continue
         floor = sample_floor(fmt, spec["shape"], spec["true"])
-        arms = phase_arms(fmt, spec, args.max_time)
+        arms = phase_arms(fmt, spec, args.max_time, args.phase_iterations)
         if args.phase_arms:
             arms = {name: arm for name, arm in arms.items() if any(name.startswith(a) for a in args.phase_arms)}
         for oversampling in args.oversampling:
@@ -192,6 +192,7 @@ def section_phase(args, rows):
                              "success_rate": sum(r["test_error"] < SUCCESS for r in runs) / len(runs),
                              "median_test_error": statistics.median(r["test_error"] for r in runs),
                              "median_cpu_s": statistics.median(r["cpu"] for r in runs), "seeds": len(runs),
+                             "capped": sum(str(r["stop"]).startswith("reached max_") for r in runs),
                              "load_before": before, "load_after": load()})
                 print(json.dumps(rows[-1]), flush=True)
 
@@ -203,6 +204,10 @@ def section_official(args, rows):
     arms = {
         "ours RGD spectral start (default) (5,6,7)": lambda s: run_zoo(instance, "rgd", over, max_iterations=1000,
                                                                        max_time=math.inf, seed=s, init="spectral"),
+        "ours RGD spectral start, omega 1e-3 (5,6,7)": lambda s: run_zoo(
+            instance, "rgd", over, max_iterations=1000, max_time=math.inf, seed=s, init="spectral", omega=1e-3),
+        "ours RCG exact line step, spectral start (5,6,7)": lambda s: run_zoo(
+            instance, "rcg", over, max_iterations=1500, max_time=math.inf, seed=s, init="spectral", exact_step=True),
         "ours RCG spectral start (5,6,7)": lambda s: run_zoo(instance, "rcg", over, max_iterations=1000,
                                                              max_time=math.inf, seed=s, init="spectral"),
         "ours RTR (5,6,7)": lambda s: run_zoo(instance, "trust_region", over, max_iterations=100, max_time=math.inf, seed=s),
@@ -317,7 +322,8 @@ def write_markdown(rows, meta, path):
                 for p in points:
                     row = next((r for r in phase if r["format"] == fmt and r["arm"] == arm and r["oversampling"] == p), None)
                     seeds = "" if row is None or row["seeds"] == meta.get("seeds") else f", {row['seeds']} seeds"
-                    cells.append("" if row is None else f"{row['success_rate']:.1f} ({row['median_cpu_s']:.1f} s{seeds})")
+                    capped = f", {row['capped']} capped" if row is not None and row.get("capped") else ""
+                    cells.append("" if row is None else f"{row['success_rate']:.1f} ({row['median_cpu_s']:.1f} s{seeds}{capped})")
                     if row is not None and row["success_rate"] >= 0.9 and lowest == "none measured":
                         lowest = f"{p:g}"
                 lines.append(f"| {arm} | " + " | ".join(cells) + f" | {lowest} |")
@@ -356,6 +362,8 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["tucker", "tt"], help="phase section: which formats")
     parser.add_argument("--phase-arms", nargs="+", default=None, help="phase section: only arms starting with these")
     parser.add_argument("--max-time", type=float, default=20.0, help="phase section: wall seconds per solver run")
+    parser.add_argument("--phase-iterations", type=int, default=1000,
+                        help="phase section: iteration cap of the default arm (ours RGD spectral start)")
     parser.add_argument("--merge", nargs="*", default=[], help="JSON files of other runs whose rows to include")
     parser.add_argument("--out", default="benchmarks/tensor_completion.json")
     args = parser.parse_args()
