@@ -123,29 +123,53 @@ def test_spectral_start_is_chunked_and_complete_forwards_chunk_size(format, monk
 
 
 # -- planted recovery ------------------------------------------------------------------------------------------------
+def _spurious(seed, fit):
+    return pytest.param(*fit, seed, marks=[pytest.mark.slow, pytest.mark.xfail(strict=True, reason=(
+        "measured: RGD reaches an exact fit of the samples (relative training error < 1e-12) that is not the tensor "
+        "(5x the true-rank floor is about 3x the dimension of the working manifold: exact fits are not unique)"))],
+        id=f"{fit[0]}{len(fit[1])}-over-{fit[4]}-seed{seed}-spurious")
+
+
+_T3_OVER = ("tucker", (16, 18, 20), (2, 3, 2), (3, 4, 3), "rgd")
+_T4_OVER = ("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (3, 3, 3, 3), "rgd")
+_TT5_OVER = ("tt", (5, 5, 5, 5, 5), (2, 2, 2, 2), (3, 3, 3, 3), "rgd")
 RECOVERY = [
-    # format, shape, true ranks, working ranks, optimizer; |Omega| = 5 x the sample floor of the TRUE ranks
-    pytest.param("tucker", (16, 18, 20), (2, 3, 2), (2, 3, 2), "rgd", id="tucker3-true-rgd"),
-    pytest.param("tucker", (16, 18, 20), (2, 3, 2), (3, 4, 3), "rgd", id="tucker3-over-rgd"),
-    pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (2, 2, 2, 2), "rgd", id="tucker4-true-rgd"),
-    pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (3, 3, 3, 3), "rgd", id="tucker4-over-rgd"),
-    pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (2, 2, 2, 2), "trust_region", id="tucker4-true-rtr"),
-    pytest.param("tt", (5, 5, 5, 5, 5), (2, 2, 2, 2), (2, 2, 2, 2), "rgd", id="tt5-true-rgd"),
-    pytest.param("tt", (5, 5, 5, 5, 5), (2, 2, 2, 2), (3, 3, 3, 3), "rgd", id="tt5-over-rgd"),
-    pytest.param("tt", (6, 6, 6, 6, 6), (2, 3, 3, 2), (2, 3, 3, 2), "trust_region", id="tt5-true-rtr"),
+    # format, shape, true ranks, working ranks, optimizer, seed (planted tensor ``seed``, mask ``seed + 1``);
+    # |Omega| = 5 x the sample floor of the TRUE ranks
+    *(pytest.param("tucker", (16, 18, 20), (2, 3, 2), (2, 3, 2), "rgd", s, id=f"tucker3-true-rgd-seed{s}") for s in range(3)),
+    *(pytest.param(*_T3_OVER, s, id=f"tucker3-over-rgd-seed{s}") for s in (0, 2)),
+    _spurious(1, _T3_OVER),
+    *(pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (2, 2, 2, 2), "rgd", s, id=f"tucker4-true-rgd-seed{s}") for s in range(3)),
+    *(pytest.param(*_T4_OVER, s, id=f"tucker4-over-rgd-seed{s}") for s in (0, 2)),
+    _spurious(1, _T4_OVER),
+    pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (2, 2, 2, 2), "trust_region", 0, id="tucker4-true-rtr"),
+    *(pytest.param("tt", (5, 5, 5, 5, 5), (2, 2, 2, 2), (2, 2, 2, 2), "rgd", s, id=f"tt5-true-rgd-seed{s}") for s in range(3)),
+    *(pytest.param(*_TT5_OVER, s, id=f"tt5-over-rgd-seed{s}") for s in (0, 1)),
+    _spurious(2, _TT5_OVER),
+    pytest.param("tt", (6, 6, 6, 6, 6), (2, 3, 3, 2), (2, 3, 3, 2), "trust_region", 0, id="tt5-true-rtr"),
 ]
 
 
-@pytest.mark.parametrize("format, shape, ranks, working, optimizer", RECOVERY)
-def test_planted_completion_recovers_the_tensor(format, shape, ranks, working, optimizer):
+@pytest.mark.parametrize("format, shape, ranks, working, optimizer, seed", RECOVERY)
+def test_planted_completion_recovers_the_tensor(format, shape, ranks, working, optimizer, seed):
     """5x the sample floor of the *true* ranks (the dimension of the fixed-rank model of the planted tensor, the
     identifiability floor), also when the working rank is over-estimated (then the samples are only 2 to 3x the
-    dimension of the working manifold). From the default spectral start and the default (scale-free) omega."""
-    truth = _planted(format, shape, ranks)
+    dimension of the working manifold). From the default spectral start and the default (scale-free) omega.
+
+    Seeds 0, 1, 2 of every RGD case were run (cap 3000 iterations): at the true rank 3 of 3 recover in each format
+    (Tucker order 3 and 4, TT order 5), all in the fast tier. With the rank over-estimated 2 of 3 recover in each
+    format; the third seed (Tucker: 1, TT: 2) ends at an exact fit of the samples that is not the tensor (Tucker
+    order 3: training error 1e-12, test error 0.13, the extra singular value of mode 3 stuck at 0.022; order 4: test
+    error 0.6; TT: 0.4, at the 3000 cap), not a slow convergence. That is the non-uniqueness of exact fits at this
+    sampling (see docs/tensor_completion.md, "Over-estimated ranks"), so it stays a strict xfail in the slow tier
+    (20 to 35 s each) rather than a solver to tune: smaller omega, which converges faster, failed more seeds
+    (see ``complete``)."""
+    truth = _planted(format, shape, ranks, seed)
     count = math.ceil(5 * sample_floor(format, shape, ranks))
-    train, test = sample_entries(shape, count, 2000, seed=1)
+    train, test = sample_entries(shape, count, 2000, seed=seed + 1)
     result = complete(shape, train, entries(format, truth, train), working, format=format, optimizer=optimizer,
-                      test_indices=test, test_values=entries(format, truth, test), max_iterations=3000)
+                      test_indices=test, test_values=entries(format, truth, test), max_iterations=3000,
+                      track_singular_values=False)
     assert result.converged, (result.stop_reason, result.train_error)
     assert result.test_error < 1e-8, result.test_error
 

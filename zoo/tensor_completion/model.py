@@ -511,6 +511,15 @@ def complete(shape: Sequence[int], indices: torch.Tensor, values: torch.Tensor, 
         omega: slack weight of the metric relative to the tensor's scale: the manifold gets
             ``omega * ||A||^2``, with ``||A||^2`` estimated as ``||P_Omega A||^2 / p`` (p the sampling rate), so the
             weight ``G_(k) G_(k)^T + 2 omega ||A||^2 I`` and hence the iterates do not depend on the units of A.
+            omega sets a trade-off. A factor direction that carries a mode singular value sigma of the core moves
+            at a rate ~ ``sigma^2 / (sigma^2 + 2 omega ||A||^2)``: a large omega slows the growth of weak components,
+            true or spurious (an implicit low-rank bias), a small one speeds it. Measured (RGD, spectral start): at
+            the official setting (a true mode singular value of 0.037 ||A||, missed by the start) omega = 1 sits on
+            a plateau near test error 3.6e-2 for about 400 iterations and needs about 1000 to 1e-8, omega = 1e-3
+            converges in 40; but at 5x the true-rank floor with an over-estimated rank, omega = 1e-3 (and 1e-2)
+            reached exact fits of the samples that are not the tensor (Tucker order 3 and 4, test errors 0.05 to
+            1 on 3 of 3 order-4 seeds), where omega = 1 recovered 2 of 3 seeds; order 4 still failed 2 of 3 seeds
+            at 20x. The robust value stays the default.
         manifold: use this manifold instead (e.g. a fixed-rank reference); ``ranks`` and ``omega`` are then ignored.
         start: the initial point (default: from ``init``).
         init: ``"spectral"`` (default, :func:`spectral_start`: diagonal-deleted HOSVD / TT-SVD of the zero-filled
@@ -518,6 +527,11 @@ def complete(shape: Sequence[int], indices: torch.Tensor, values: torch.Tensor, 
             to the norm the samples suggest). Ignored when ``start`` is given.
         tolerance: stop when the relative training error is below this.
         stagnation: stop when the relative change of the training error is below this (0 = never).
+        exact_step: RGD and RCG take :meth:`CompletionProblem.exact_step` (the closed-form minimiser of the cost
+            along the ambient line of the search direction) as each iteration's first trial step (RGD: instead of
+            BB). Measured at the official setting (omega = 1, 300 iterations): RCG with it reached a test error of
+            1.9e-5 where RCG without it stayed on the 3.6e-2 plateau; RGD with it stayed on the plateau (BB is the
+            better step there).
 
     Returns:
         :class:`CompletionResult` (point, error and time histories, singular values per iteration).
