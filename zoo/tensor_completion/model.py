@@ -516,10 +516,10 @@ def complete(shape: Sequence[int], indices: torch.Tensor, values: torch.Tensor, 
             true or spurious (an implicit low-rank bias), a small one speeds it. Measured (RGD, spectral start): at
             the official setting (a true mode singular value of 0.037 ||A||, missed by the start) omega = 1 sits on
             a plateau near test error 3.6e-2 for about 400 iterations and needs about 1000 to 1e-8, omega = 1e-3
-            converges in 40; but at 5x the true-rank floor with an over-estimated rank, omega = 1e-3 (and 1e-2)
-            reached exact fits of the samples that are not the tensor (Tucker order 3 and 4, test errors 0.05 to
-            1 on 3 of 3 order-4 seeds), where omega = 1 recovered 2 of 3 seeds; order 4 still failed 2 of 3 seeds
-            at 20x. The robust value stays the default.
+            converges in 40; but at 5x the true-rank floor with an over-estimated rank (seeds 0-2), omega = 1e-3
+            ended at exact fits of the samples that are not the tensor on 3 of 3 Tucker order-3 seeds and omega =
+            1e-2 failed 3 of 3 order-4 seeds, where omega = 1 recovered 2 of 3 in both; with omega = 1e-3 order 4
+            still failed 2 of 3 seeds at 20x. The robust value stays the default (docs/tensor_completion.md).
         manifold: use this manifold instead (e.g. a fixed-rank reference); ``ranks`` and ``omega`` are then ignored.
         start: the initial point (default: from ``init``).
         init: ``"spectral"`` (default, :func:`spectral_start`: diagonal-deleted HOSVD / TT-SVD of the zero-filled
