@@ -68,6 +68,37 @@ def test_chunked_cost_gradient_and_hessian_match_plain_autograd():
     assert all(torch.allclose(a, b, atol=1e-13) for a, b in zip(chunked.hessian_vector_product(point, direction), hvp))
 
 
+@pytest.mark.parametrize("shape, ranks, count", [((6, 7, 8), (2, 3, 2), 200), ((4, 5, 3, 6), (2, 2, 2, 3), 300)])
+def test_dense_partial_path_matches_the_per_entry_path(shape, ranks, count):
+    """Tucker with ``prod_(k != s) n_k <= |Omega|`` goes through the dense partial product (hand-written backward):
+    cost, gradient, residuals and the directional derivative of the entries equal the per-entry path, the latter
+    also a central difference; ``exact_step`` is the minimiser of the cost along the ambient line X + t Xdot."""
+    truth = _planted("tucker", shape, ranks)
+    idx, _ = sample_entries(shape, count, 0, seed=0)
+    values = entries("tucker", truth, idx)
+    point = [p + 0.1 for p in _planted("tucker", shape, ranks, seed=1)]
+    fast, slow = CompletionProblem("tucker", shape, idx, values, chunk_size=7), CompletionProblem("tucker", shape, idx, values, chunk_size=7)
+    slow._partial_mode = None
+    assert fast._partial_mode == max(range(len(shape)), key=lambda k: shape[k])
+    a, b = [p.clone().requires_grad_(True) for p in point], [p.clone().requires_grad_(True) for p in point]
+    cost_a, cost_b = fast.cost(a, backward=lambda c: c.backward()), slow.cost(b, backward=lambda c: c.backward())
+    assert abs(float(cost_a - cost_b)) < 1e-14
+    assert all(torch.allclose(x.grad, y.grad, atol=1e-14) for x, y in zip(a, b))
+    direction = [torch.randn_like(p) for p in point]
+    assert torch.allclose(fast.residuals(point), slow.residuals(point), atol=1e-14)
+    velocity = fast.directional_entries(point, direction)
+    assert torch.allclose(velocity, slow.directional_entries(point, direction), atol=1e-13)
+    h = 1e-6
+    difference = (entries("tucker", [p + h * u for p, u in zip(point, direction)], idx)
+                  - entries("tucker", [p - h * u for p, u in zip(point, direction)], idx)) / (2 * h)
+    assert torch.allclose(velocity, difference, atol=1e-8)
+    residual = fast.residuals(point)
+    sign = 1.0 if float((residual * velocity).sum()) < 0 else -1.0  # a descent direction
+    step = fast.exact_step(point, [sign * u for u in direction])
+    line = lambda t: float((residual + t * sign * velocity).pow(2).sum())  # noqa: E731  (2 |P_Omega A|^2 f along the line)
+    assert step > 0 and line(step) < min(line(0.99 * step), line(1.01 * step))
+
+
 @pytest.mark.parametrize("format", ["tucker", "tt"])
 def test_spectral_start_is_chunked_and_complete_forwards_chunk_size(format, monkeypatch):
     """The start accumulates its per-entry products ``chunk_size`` entries at a time in both formats (same point as
@@ -92,29 +123,55 @@ def test_spectral_start_is_chunked_and_complete_forwards_chunk_size(format, monk
 
 
 # -- planted recovery ------------------------------------------------------------------------------------------------
+def _failing(seed, fit, reason):
+    return pytest.param(*fit, seed, marks=[pytest.mark.slow, pytest.mark.xfail(strict=True, reason=reason)],
+                        id=f"{fit[0]}{len(fit[1])}-over-{fit[4]}-seed{seed}-fails")
+
+
+_T3_OVER = ("tucker", (16, 18, 20), (2, 3, 2), (3, 4, 3), "rgd")
+_T4_OVER = ("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (3, 3, 3, 3), "rgd")
+_TT5_OVER = ("tt", (5, 5, 5, 5, 5), (2, 2, 2, 2), (3, 3, 3, 3), "rgd")
 RECOVERY = [
-    # format, shape, true ranks, working ranks, optimizer; |Omega| = 5 x the sample floor of the TRUE ranks
-    pytest.param("tucker", (16, 18, 20), (2, 3, 2), (2, 3, 2), "rgd", id="tucker3-true-rgd"),
-    pytest.param("tucker", (16, 18, 20), (2, 3, 2), (3, 4, 3), "rgd", id="tucker3-over-rgd"),
-    pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (2, 2, 2, 2), "rgd", id="tucker4-true-rgd"),
-    pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (3, 3, 3, 3), "rgd", id="tucker4-over-rgd"),
-    pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (2, 2, 2, 2), "trust_region", id="tucker4-true-rtr"),
-    pytest.param("tt", (5, 5, 5, 5, 5), (2, 2, 2, 2), (2, 2, 2, 2), "rgd", id="tt5-true-rgd"),
-    pytest.param("tt", (5, 5, 5, 5, 5), (2, 2, 2, 2), (3, 3, 3, 3), "rgd", id="tt5-over-rgd"),
-    pytest.param("tt", (6, 6, 6, 6, 6), (2, 3, 3, 2), (2, 3, 3, 2), "trust_region", id="tt5-true-rtr"),
+    # format, shape, true ranks, working ranks, optimizer, seed (planted tensor ``seed``, mask ``seed + 1``);
+    # |Omega| = 5 x the sample floor of the TRUE ranks
+    *(pytest.param("tucker", (16, 18, 20), (2, 3, 2), (2, 3, 2), "rgd", s, id=f"tucker3-true-rgd-seed{s}") for s in range(3)),
+    *(pytest.param(*_T3_OVER, s, id=f"tucker3-over-rgd-seed{s}") for s in (0, 2)),
+    _failing(1, _T3_OVER, "measured: an exact fit of the samples (training error 1e-12 at 3500 iterations) with test "
+             "error 0.13, the extra mode-3 singular value stuck at 0.022: exact fits are not unique at this sampling"),
+    *(pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (2, 2, 2, 2), "rgd", s, id=f"tucker4-true-rgd-seed{s}") for s in range(3)),
+    *(pytest.param(*_T4_OVER, s, id=f"tucker4-over-rgd-seed{s}") for s in (0, 2)),
+    _failing(1, _T4_OVER, "measured: an exact fit that is not the tensor (run to 8000 iterations: training error "
+             "5e-11 and falling, test error 0.589 from iteration 2000 on, the extra mode-4 singular value at 0.22)"),
+    pytest.param("tucker", (8, 9, 10, 11), (2, 2, 2, 2), (2, 2, 2, 2), "trust_region", 0, id="tucker4-true-rtr"),
+    *(pytest.param("tt", (5, 5, 5, 5, 5), (2, 2, 2, 2), (2, 2, 2, 2), "rgd", s, id=f"tt5-true-rgd-seed{s}") for s in range(3)),
+    *(pytest.param(*_TT5_OVER, s, id=f"tt5-over-rgd-seed{s}") for s in (0, 1)),
+    _failing(2, _TT5_OVER, "measured: test error 0.4 at the 3000-iteration cap (not run longer)"),
+    pytest.param("tt", (6, 6, 6, 6, 6), (2, 3, 3, 2), (2, 3, 3, 2), "trust_region", 0, id="tt5-true-rtr"),
 ]
 
 
-@pytest.mark.parametrize("format, shape, ranks, working, optimizer", RECOVERY)
-def test_planted_completion_recovers_the_tensor(format, shape, ranks, working, optimizer):
+@pytest.mark.parametrize("format, shape, ranks, working, optimizer, seed", RECOVERY)
+def test_planted_completion_recovers_the_tensor(format, shape, ranks, working, optimizer, seed):
     """5x the sample floor of the *true* ranks (the dimension of the fixed-rank model of the planted tensor, the
     identifiability floor), also when the working rank is over-estimated (then the samples are only 2 to 3x the
-    dimension of the working manifold). From the default spectral start and the default (scale-free) omega."""
-    truth = _planted(format, shape, ranks)
+    dimension of the working manifold). From the default spectral start and the default (scale-free) omega.
+
+    Seeds 0, 1, 2 of every RGD case were run (cap 3000 iterations): at the true rank 3 of 3 recover in each format
+    (Tucker order 3 and 4, TT order 5), all in the fast tier. With the rank over-estimated 2 of 3 recover in each
+    format. The third seed (Tucker: 1, TT: 2) fails: on Tucker order 3 it ends at an exact fit of the samples that
+    is not the tensor (training error 1e-12 at 3500 iterations, test error 0.13, the extra singular value of mode 3
+    stuck at 0.022), the non-uniqueness of exact fits at this sampling (docs/tensor_completion.md, "Over-estimated
+    ranks"), not a slow convergence; Tucker order 4 likewise (run to 8000 iterations: training error 5e-11 and
+    falling, test error fixed at 0.589 from iteration 2000, the extra mode-4 singular value at 0.22). TT (test
+    error 0.4 at the 3000-iteration cap) was not run longer, so its cause is open. They are strict xfails in the
+    slow tier (15 to 70 s wall each on the shared machine). Smaller omega, which converges faster, failed more
+    seeds (see ``complete``)."""
+    truth = _planted(format, shape, ranks, seed)
     count = math.ceil(5 * sample_floor(format, shape, ranks))
-    train, test = sample_entries(shape, count, 2000, seed=1)
+    train, test = sample_entries(shape, count, 2000, seed=seed + 1)
     result = complete(shape, train, entries(format, truth, train), working, format=format, optimizer=optimizer,
-                      test_indices=test, test_values=entries(format, truth, test), max_iterations=3000)
+                      test_indices=test, test_values=entries(format, truth, test), max_iterations=3000,
+                      track_singular_values=False)
     assert result.converged, (result.stop_reason, result.train_error)
     assert result.test_error < 1e-8, result.test_error
 
@@ -250,7 +307,8 @@ def test_tiny_recipe_completes_pushes_a_measured_card_and_loads_back(tmp_path, r
 def test_official_tucker_setting_recovers_with_the_over_estimated_rank():
     """The official example: 100 x 150 x 200, true rank (2, 3, 4), working rank (5, 6, 7), 5 % samples, from the
     default start (spectral) with the default solver and omega. Stopped at a relative training error of 1e-10 (RGD
-    reached 3e-9 train, 5e-9 test in 1000 iterations, about 180 CPU s; a decade takes about 110 iterations)."""
+    reached 4e-8 train, 7e-8 test in 1000 iterations, about 28 CPU s with the dense-partial cost; a decade takes
+    about 110 iterations)."""
     shape, ranks, working = (100, 150, 200), (2, 3, 4), (5, 6, 7)
     truth = _planted("tucker", shape, ranks)
     train, test = sample_entries(shape, round(0.05 * math.prod(shape)), 10000, seed=0)

@@ -13,6 +13,11 @@ direction. Armijo backtracking from twice the last accepted step *length* along 
 search, which remembers a multiplier of :math:`d` instead of a length). The earlier first
 trial, Nocedal and Wright's :math:`2 (f_k - f_{k-1}) / \langle g, d\rangle`, never lets the step grow again after a
 small decrease; on an ill-conditioned simplex x spheres problem the method then crawled.
+
+``line_step(x, d)``, when given, supplies the first trial instead (a positive finite number; anything else falls
+back to the rule above): for a cost that is quadratic along the ambient line :math:`X + t\,D\varphi[d]`, its exact
+minimiser (geomCG's linearised line search, :meth:`zoo.tensor_completion.CompletionProblem.exact_step`). Armijo
+backtracking still guards it.
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ class RiemannianCG(RiemannianOptimizer):
     """Riemannian CG with a restart safeguard and Armijo backtracking (see module docstring)."""
 
     def __init__(self, params, *, beta: str = "hz", sufficient_decrease: float = 1e-4, max_backtracks: int = 40,
-                 initial_step: float | None = None, **common) -> None:
+                 initial_step: float | None = None, line_step=None, **common) -> None:
         if beta not in _BETAS:
             raise ValueError(f"beta must be one of {_BETAS}, got {beta!r}")
         super().__init__(params, {}, **common)
         self.beta, self.c, self.max_backtracks, self.initial_step = beta, sufficient_decrease, max_backtracks, initial_step
+        self.line_step = line_step
         self._direction = None
         self._last_length = None  # length t |d| of the last accepted step
 
@@ -46,7 +52,10 @@ class RiemannianCG(RiemannianOptimizer):
             direction = self.combine(-1.0, rgrad)
             slope = -self.inner(x, rgrad, rgrad)
         direction_norm = self.norm(x, direction)
-        if self._last_length is None:
+        guess = self.line_step(x, direction) if self.line_step is not None else math.nan
+        if math.isfinite(guess) and guess > 0:  # the problem's own first trial (e.g. an exact line minimiser)
+            step = guess
+        elif self._last_length is None:
             step = self.initial_step or 1.0 / math.sqrt(-slope if slope < 0 else 1.0)
         else:  # twice the last accepted step length, along the new direction
             step = 2 * self._last_length / direction_norm if direction_norm > 0 else 1.0

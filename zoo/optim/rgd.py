@@ -7,6 +7,7 @@ Porcelli, IMA J. Numer. Anal. 2018). Acceptance: the nonmonotone rule of Zhang a
 accept :math:`f(R_x(-t g)) \le C_k - c\, t \lVert g\rVert^2`, with the reference
 :math:`C_{k+1} = (\eta Q_k C_k + f_{k+1}) / Q_{k+1}`, :math:`Q_{k+1} = \eta Q_k + 1`; backtrack by 1/2.
 This is the solver of the Holevo-capacity paper's official code (Manopt ``barzilaiborwein``), written anew.
+``line_step(x, d)``, when given and positive, replaces the BB trial (e.g. an exact line minimiser along d).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class RiemannianGD(RiemannianOptimizer):
         sufficient_decrease: Armijo constant c.
         nonmonotone: Zhang-Hager eta in [0, 1] (0 = monotone Armijo).
         max_backtracks: halvings before the line search gives up (stop reason).
+        line_step: optional ``line_step(x, direction) -> float``, the trial step to use instead of BB where it
+            returns a positive finite number.
         **common: ``max_iterations``, ``gradient_tolerance``, ``max_time`` (see ``RiemannianOptimizer``).
 
     Example::
@@ -37,7 +40,7 @@ class RiemannianGD(RiemannianOptimizer):
 
     def __init__(self, params, *, initial_step: float | None = None, sufficient_decrease: float = 1e-4,
                  nonmonotone: float = 0.85, max_backtracks: int = 40, min_step: float = 1e-10, max_step: float = 1e10,
-                 **common) -> None:
+                 line_step=None, **common) -> None:
         if not 0 <= nonmonotone <= 1:
             raise ValueError(f"nonmonotone must be in [0, 1], got {nonmonotone}")
         if not 0 < sufficient_decrease < 1:
@@ -47,6 +50,7 @@ class RiemannianGD(RiemannianOptimizer):
         super().__init__(params, {}, **common)
         self.initial_step, self.c, self.eta = initial_step, sufficient_decrease, nonmonotone
         self.max_backtracks, self.min_step, self.max_step = max_backtracks, min_step, max_step
+        self.line_step = line_step
         self._bb: float | None = None
         self._reference: tuple[float, float] | None = None  # (C_k, Q_k)
 
@@ -56,8 +60,12 @@ class RiemannianGD(RiemannianOptimizer):
         if self._reference is None:
             self._reference = (cost, 1.0)
         reference, q = self._reference
-        step = self._bb if self._bb is not None else (self.initial_step or 1.0 / math.sqrt(g2))
         direction = self.combine(-1.0, rgrad)
+        guess = self.line_step(x, direction) if self.line_step is not None else math.nan
+        if math.isfinite(guess) and guess > 0:  # the problem's own trial step replaces BB
+            step = guess
+        else:
+            step = self._bb if self._bb is not None else (self.initial_step or 1.0 / math.sqrt(g2))
         found = self.backtrack(closure, x, direction, step, lambda t: reference - self.c * t * g2, cost, math.sqrt(g2),
                                self.max_backtracks)
         if found is None:
