@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from zoo.symplectic import SymmetricOperator, min_trace, planted_spd_matrix, symplectic_eigenvalues
+from zoo.symplectic import SymmetricOperator, min_trace, planted_banded_sparse, planted_spd_matrix, symplectic_eigenvalues
 
 
 def path_stiffness(n: int) -> sp.csr_matrix:
@@ -37,13 +37,7 @@ def harmonic_chain(n: int) -> tuple[sp.csr_matrix, np.ndarray]:
 
 
 def planted_banded(n: int, seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    d = np.arange(1, n + 1, dtype=float)
-    off = 0.3 * rng.standard_normal(n - 1)
-    b = sp.diags([off, 0.3 * rng.standard_normal(n), off], [-1, 0, 1], format="csr")
-    dd = sp.diags(d)
-    m = sp.bmat([[dd + b @ dd @ b, b @ dd], [dd @ b, dd]], format="csr")
-    return 0.5 * (m + m.T), d
+    return planted_banded_sparse(n, seed=seed)
 
 
 class NoDenseOperator:

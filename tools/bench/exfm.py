@@ -933,6 +933,18 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
             card.write_text(text)
 
 
+def merge_section(args, key: str, compute, **extra) -> dict:
+    """Run one section (``compute(report) -> dict``) and merge it, with the command line and ``extra``, into
+    ``<out>/exfm.json`` (the other sections are kept), then rewrite ``exfm.md`` and the card's table."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "exfm.json"
+    report = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    report[key] = {**compute(report), "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:]), **extra}
+    json_path.write_text(json.dumps(report, indent=1))
+    write_markdown(report, args.out)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["synthetic", "ml100k"], choices=sorted(PRESETS))
@@ -986,11 +998,7 @@ def main() -> None:
         size_sweep_run(args)
         return
     if args.size_sweep_render:
-        json_path = args.out / "exfm.json"
-        report = json.loads(json_path.read_text()) if json_path.is_file() else {}
-        report["size_sweep"] = {**size_sweep_collect(args, report), "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:])}
-        json_path.write_text(json.dumps(report, indent=1))
-        write_markdown(report, args.out)
+        report = merge_section(args, "size_sweep", lambda report: size_sweep_collect(args, report))
         print(sweep_markdown(report["size_sweep"]))
         return
     if args.scale or args.das_cost or args.scale_from_log:
@@ -1000,36 +1008,18 @@ def main() -> None:
             key, result = "scale", (scale_from_log(args) if args.scale_from_log else scale(args))
         else:
             key, result = "das_cost", das_cost(args)
-        args.out.mkdir(parents=True, exist_ok=True)
-        json_path = args.out / "exfm.json"
-        report = json.loads(json_path.read_text()) if json_path.is_file() else {}
-        report[key] = {**result, "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:]), "torch": torch.__version__,
-                       "platform": platform.platform()}
-        json_path.write_text(json.dumps(report, indent=1))
-        write_markdown(report, args.out)
+        report = merge_section(args, key, lambda report: result, torch=torch.__version__, platform=platform.platform())
         print(scale_markdown(report.get("scale") if key == "scale" else None, report.get("das_cost") if key == "das_cost" else None))
         return
     if args.heldout:
-        result = heldout(args)
-        args.out.mkdir(parents=True, exist_ok=True)
-        json_path = args.out / "exfm.json"
-        report = json.loads(json_path.read_text()) if json_path.is_file() else {}
-        report["heldout"] = {**result, "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:])}
-        json_path.write_text(json.dumps(report, indent=1))
-        write_markdown(report, args.out)
+        report = merge_section(args, "heldout", lambda report: heldout(args))
         print(heldout_markdown(report["heldout"]))
         return
     if args.speed:
         import torch
 
-        result = speed(args)
-        args.out.mkdir(parents=True, exist_ok=True)
-        json_path = args.out / "exfm.json"
-        report = json.loads(json_path.read_text()) if json_path.is_file() else {}
-        report["speed"] = {**result, "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:]), "torch": torch.__version__}
-        json_path.write_text(json.dumps(report, indent=1))
-        write_markdown(report, args.out)
-        print(speed_markdown(result))
+        report = merge_section(args, "speed", lambda report: speed(args), torch=torch.__version__)
+        print(speed_markdown(report["speed"]))
         return
 
     import torch

@@ -43,7 +43,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from zoo.symplectic import min_trace, symplectic_eigenvalues
+from zoo.symplectic import min_trace, planted_banded_sparse, symplectic_eigenvalues
 
 
 def path_stiffness(n: int) -> sp.csr_matrix:
@@ -73,13 +73,8 @@ def family(name: str, n: int, p: int, seed: int = 0):
         smallest = np.sort((la[:, None] + lb[None, :]).ravel())[:p]
         return m, np.sqrt(sigma + smallest), n
     if name == "banded":
-        rng = np.random.default_rng(seed)
-        d = np.arange(1, n + 1, dtype=float)
-        off = 0.3 * rng.standard_normal(n - 1)
-        b = sp.diags([off, 0.3 * rng.standard_normal(n), off], [-1, 0, 1], format="csr")
-        dd = sp.diags(d)
-        m = sp.bmat([[dd + b @ dd @ b, b @ dd], [dd @ b, dd]], format="csr")
-        return (0.5 * (m + m.T)).tocsr(), d[:p], n
+        m, d = planted_banded_sparse(n, seed=seed)
+        return m, d[:p], n
     raise ValueError(f"unknown family {name!r}")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["planted_spd_matrix"]
+__all__ = ["planted_banded_sparse", "planted_spd_matrix"]
 
 
 def planted_spd_matrix(n: int, *, seed: int = 0, spectrum: torch.Tensor | None = None, shear: float = 0.3):
@@ -33,3 +33,24 @@ def planted_spd_matrix(n: int, *, seed: int = 0, spectrum: torch.Tensor | None =
     s = k @ shear_matrix
     m = s @ torch.diag(torch.cat([d, d])) @ s.T
     return 0.5 * (m + m.T), d.sort().values, s
+
+
+def planted_banded_sparse(n: int, *, seed: int = 0, shear: float = 0.3):
+    """``(M, d)``: a sparse (SciPy CSR, pentadiagonal blocks) SPD ``[2n, 2n]`` matrix with symplectic eigenvalues
+    ``d = 1..n`` (NumPy), for the sparse path at any n.
+
+    :math:`M = L\,\mathrm{diag}(D, D)\,L^T = \begin{pmatrix} D + BDB & BD\\ DB & D\end{pmatrix}` with the symplectic
+    shear :math:`L = \begin{pmatrix} I & B\\ 0 & I\end{pmatrix}` and a seeded symmetric tridiagonal B (entries
+    ``shear`` x standard normal); L symplectic makes D the symplectic spectrum exactly (Williamson)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    rng = np.random.default_rng(seed)
+    d = np.arange(1, n + 1, dtype=float)
+    off = shear * rng.standard_normal(n - 1)
+    b = sp.diags([off, shear * rng.standard_normal(n), off], [-1, 0, 1], format="csr")
+    dd = sp.diags(d)
+    m = sp.bmat([[dd + b @ dd @ b, b @ dd], [dd @ b, dd]], format="csr")
+    return (0.5 * (m + m.T)).tocsr(), d

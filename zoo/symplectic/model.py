@@ -26,7 +26,7 @@ import torch
 from zoo.manifolds import SymplecticStiefel, symplectic_feasibility
 from zoo.manifolds.symplectic_stiefel import apply_j
 from zoo.optim import OPTIMIZERS
-from zoo.symplectic.sparse import SymmetricOperator, as_symmetric_operator, is_sparse_input, sparse_ldlt_solver
+from zoo.symplectic.sparse import as_symmetric_operator, is_sparse_input, sparse_ldlt_solver
 
 __all__ = ["MinTraceResult", "check_spd", "min_trace", "nearest_symplectic", "symplectic_eigenvalues", "symplectic_gram_schmidt"]
 
