@@ -15,8 +15,9 @@ through :func:`~zoo.holevo.entropy.von_neumann_entropy`; they equal the closed f
 with :math:`A_i = \mathcal{N}^\dagger(\log_2\mathcal{N}(\bar\rho) - \log_2\mathcal{N}(\psi_i\psi_i^H))`.
 The default solver is the paper's: Riemannian gradient descent with BB steps (nonmonotone line search) and
 the bi-invariant metric on the weights, inside an active-set loop of ours that reaches optima on the boundary of
-the simplex (unused members get weight exactly 0) and solves for the weights of each face by Newton steps with the
-states fixed (see :func:`holevo_capacity`).
+the simplex (unused members get weight exactly 0), solves for the weights of each face by Newton steps with the
+states fixed, and finishes a face on which RGD stalls by Riemannian Newton steps on weights and states together
+(see :func:`holevo_capacity`).
 
 Baseline for classical-quantum channels: Blahut-Arimoto (Nagaoka 1998; Ramakrishnan, Iten, Scholz, Berta,
 arXiv 1905.01286) with the bracket :math:`I(p_k) \le \chi \le \max_x D(\sigma_x\Vert\bar\sigma_k)`.
@@ -125,7 +126,8 @@ def _price(kraus: torch.Tensor, average: torch.Tensor, starts: torch.Tensor, ite
 
 
 def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int, max_iterations: int, progress: bool,
-           active_set: bool, check_every: int = 50, max_rounds: int = 200):
+           active_set: bool, check_every: int = 50, max_rounds: int = 200, stall_rounds: int = 5,
+           newton_iterations: int = 30):
     """One seeded start of :func:`holevo_capacity` (see its docstring for the active-set rule)."""
     d_in = kraus.shape[2]
     p, s = _initial_point(d_in, members, seed)
@@ -133,6 +135,7 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
     counts = {"iterations": 0, "cost": 0, "time": 0.0, "process_time": 0.0}
     stop_reason, converged, gradient_norm, cost_value = "", False, math.nan, math.nan
     rounds = 0
+    stalls, stall_limit = 0, stall_rounds  # consecutive weight-step restarts on the face (see _face_newton)
     protected: set[int] = set()  # members that re-entered: not dropped again until the face problem converges
     generator = torch.Generator().manual_seed(seed + 7919)
     bar = None
@@ -189,6 +192,7 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
                 # stop on the ensemble whose cost is reported (dropping now would leave weights summing below 1)
                 stop_reason = f"active-set rounds exhausted ({rounds} rounds, {counts['iterations']} iterations)"
                 break
+            stalls = 0
             keep = [i for k, i in enumerate(active) if k not in leaving]
             for k in leaving:
                 p[active[k]] = 0.0
@@ -196,7 +200,25 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
             continue
         if reweighted:  # the face problem restarts from the new weights (not an active-set round)
             rounds -= 1
-            continue
+            stalls += 1
+            if method != "rgd" or stalls < stall_limit or len(active) < 2:
+                continue
+            # RGD with weight steps has stalled on this face: a second-order finish (see _face_newton)
+            found = _face_newton(kraus, metric, tol, p[active], s[active], cost_value,
+                                 min(newton_iterations, max_iterations - counts["iterations"]))
+            newton_record = found[2]
+            counts["iterations"] += newton_record.iterations
+            counts["cost"] += newton_record.cost_evaluations
+            counts["time"] += newton_record.wall_time
+            counts["process_time"] += newton_record.process_time
+            if found[0] is None:  # not converged: keep the RGD point, try again after twice as many stalls
+                stalls, stall_limit = 0, 2 * stall_limit
+                continue
+            with torch.no_grad():
+                p[active], s[active] = found[0], found[1]
+            record = newton_record
+            gradient_norm, cost_value = record.gradient_norm, record.cost
+        stalls = 0
         if not record.converged:
             stop_reason = record.stop_reason or "stopped"
             break
@@ -259,6 +281,45 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
     if bar is not None:
         bar.close()
     return p, s, counts, stop_reason, converged, gradient_norm, cost_value
+
+
+def _face_newton(kraus, metric: str, tol: float, weights: torch.Tensor, states: torch.Tensor, cost: float,
+                 iterations: int):
+    r"""Riemannian Newton-tCG on the face problem (weights and states together) from the stalled RGD point.
+
+    On the face :math:`\mathcal{F} = \Delta^{k-1}_+ \times (S_{\mathbb{C}}^{d_{in}-1})^k` of the ``k`` active members
+    each iteration solves :math:`\mathrm{Hess} f(x)[\eta] = -\mathrm{grad} f(x)` in :math:`T_x\mathcal{F}` by
+    truncated CG (exact Hessian-vector products: double backward through the entropy, then the Riemannian Hessian
+    of the product metric), stopped at :math:`\lVert r\rVert \le \lVert g\rVert\min(0.1, \lVert g\rVert)` or at
+    negative curvature, and takes an Armijo step along :math:`\eta` (:class:`~zoo.optim.RiemannianNewton`; Absil,
+    Mahony, Sepulchre 2008, Alg. 5). Near a nondegenerate minimiser on the face (up to the phase of each state,
+    whose null directions CG never enters, the gradient being orthogonal to them) the rate is quadratic.
+
+    Why: RGD's tail on a face is linear with a rate set by the conditioning of the joint Hessian, and the weight-only
+    Newton step of :func:`_face_weights` removes the weight block's slow mode but not a mode that couples weights and
+    states. Measured on ``random_channel(4, 4, 2, seed=0)`` (12 active members, 108 real coordinates) before this
+    finish: from iteration ~700 every 50-iteration stretch ended with a weight step that gained more than round-off,
+    so the face restarted ~350 times; the smallest gradient norm per stretch fell only from 2e-7 to 4e-10 and the
+    cost gained ~1e-8 bits per stretch at first and ~1e-14 at the end, and the run stopped at 20000 iterations with
+    ``converged=False`` although the value agreed with the hybrid method's to 13 digits. With this finish the same case triggers it once,
+    after 5 weight-step restarts in a row on the 12-member face: 15 Newton iterations (1549 Hessian-vector
+    products, 2 s CPU), gradient norm 9.8e-5 .. 1.5e-5 for the first 11 (damped) iterations, then
+    1.4e-6, 1.5e-9, 8.8e-12, i.e. the quadratic phase; 645 iterations and 6.5 s CPU in all (was 20000, ~40 s).
+
+    Returns ``(weights, states, record)``; weights and states are None unless Newton converged (gradient norm <= tol)
+    at a cost no worse than ``cost`` (up to :math:`10^{-13}\max(1, |f|)`); then the caller keeps its RGD point.
+    """
+    w = geoopt.ManifoldParameter(weights / weights.sum(), manifold=Simplex(metric))
+    x = geoopt.ManifoldParameter(states.clone(), manifold=ComplexSphere(real_view=True))
+
+    def closure():
+        return holevo_cost(kraus, w, torch.view_as_complex(x))
+
+    optimizer = OPTIMIZERS["newton"]([w, x], max_iterations=max(iterations, 0), gradient_tolerance=tol)
+    record = optimizer.minimize(closure)
+    if not record.converged or not record.cost <= cost + 1e-13 * max(1.0, abs(cost)):
+        return None, None, record
+    return w.detach().clone(), x.detach().clone(), record
 
 
 def _merge_duplicate(p: torch.Tensor, s: torch.Tensor, active: list[int]) -> int | None:
@@ -450,6 +511,13 @@ def holevo_capacity(kraus, *, method: str = "rgd", tol: float = 1e-10, seed: int
       about :math:`1 - c\\,p_{min}`) needed 3725 iterations to close its bracket to :math:`10^{-12}`; so Newton,
       with that step as the fallback where a Newton step fails. The Riemannian method keeps the states (and the
       joint stationarity test);
+    * with ``method="rgd"``, when the weight step has restarted the face 5 times in a row (250 iterations without
+      convergence or a change of face: RGD's linear tail), a second-order finish runs on the face: up to 30
+      iterations of Riemannian Newton-tCG on weights and states together (:func:`_face_newton`, which has the
+      measurements). Accepted only when it reaches ``tol`` at a cost no worse than RGD's; otherwise RGD continues from
+      its own point and the next attempt waits twice as many restarts. Why: a slow mode that couples weights and
+      states, which the weight-only step does not fix (``random_channel(4, 4, 2, seed=0)``: 20000 iterations and
+      ``converged=False`` without it, 645 iterations and ``converged=True`` with it);
     * then members with :math:`p_i \\le \\min(10^{-2}, 10^{-1}(\\chi - D_i))` and
       :math:`D_i < \\chi` (:func:`member_divergences`, Donald's identity; this is the sign of the Lagrangian
       gradient) are dropped: their weight is set to exactly 0 and the method restarts on the face of the
