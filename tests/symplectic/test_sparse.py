@@ -17,7 +17,6 @@ Closed forms used here:
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -170,8 +169,11 @@ def _indefinite_with_positive_diagonal(n: int) -> sp.csr_matrix:
      "symmetric \\(randomised test"),
     (lambda: min_trace(sp.diags([1.0, -2.0, 1.0, 1.0]).tocsr(), 1), r"positive definite \(diagonal entry M\[1, 1\] = -2"),
     (lambda: min_trace(SymmetricOperator(lambda x: -x, (6, 6)), 1), "positive definite"),
+    (lambda: min_trace(SymmetricOperator(lambda x: x, (6, 6), diagonal=torch.tensor([1.0, 1, 0, 1, 1, 1])), 1),
+     r"positive definite \(diagonal entry M\[2, 2\] = 0"),  # the caller's diagonal is checked too
     (lambda: min_trace(_indefinite_with_positive_diagonal(3), 1, preconditioner="lu"), "positive definite \\(sparse LDL"),
-    (lambda: min_trace(_indefinite_with_positive_diagonal(3), 1, seed=0), "positive definite"),
+    (lambda: min_trace(_indefinite_with_positive_diagonal(3), 1, seed=0), "positive definite \\(sparse LDL"),  # auto: factorised
+    (lambda: min_trace(_indefinite_with_positive_diagonal(3), 1, seed=0, preconditioner=None), "positive definite"),
     (lambda: min_trace(sp.eye(5, format="csr"), 1), r"even side, got shape \(5, 5\)"),
     (lambda: min_trace(sp.eye(6, format="csr"), 4), "p must be <= n, got p=4 > n=3"),
     (lambda: min_trace(sp.eye(6, format="csr"), 0), "p must be a positive int, got 0"),
@@ -190,10 +192,17 @@ def test_bad_sparse_inputs_give_one_line_errors(bad, match):
 def test_indefinite_matrix_without_factorisation_is_caught_when_it_shows():
     """The indefinite direction of _indefinite_with_positive_diagonal is e_0 - e_1 (eigenvalue -1): trace minimisation
     runs down it (tr(X^T M X) is unbounded below), and the nonpositive cost or reduced matrix raises."""
-    with pytest.raises(ValueError, match="positive definite") as error:
-        min_trace(_indefinite_with_positive_diagonal(20), 2, seed=3)
-    assert "\n" not in str(error.value)
-    assert math.isfinite(1.0)
+    with pytest.raises(ValueError, match=r"positive definite \(tr\(X\^T M X\)|positive definite \(.*reduced") as error:
+        min_trace(_indefinite_with_positive_diagonal(20), 2, seed=3, preconditioner=None)
+    assert "\n" not in str(error.value) and "LDL" not in str(error.value)
+
+
+def test_sparse_symplectic_eigenvalues_refuse_an_unconverged_run():
+    """The reduced matrix's values at a non-optimal X are not the symplectic eigenvalues: an unconverged run raises
+    (before, max_iterations=1 returned [2.00, 2.25, 2.54] where the values are [1.08, 1.10, 1.13])."""
+    matrix, _ = planted_banded(50, seed=0)
+    with pytest.raises(RuntimeError, match="min_trace did not converge"):
+        symplectic_eigenvalues(matrix, k=3, max_iterations=1, preconditioner=None, start="random")
 
 
 def test_symplectic_frame_and_williamson_basis():

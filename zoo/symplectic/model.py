@@ -57,13 +57,19 @@ def symplectic_eigenvalues(m, k: int | None = None, **min_trace_options) -> torc
     eigenvalues of the reduced ``[2k, 2k]`` matrix :math:`X^T M X` at the minimiser X: for X spanning the symplectic
     eigenspace of :math:`d_1..d_k`, :math:`X^T M X` is symplectically congruent to
     :math:`\\mathrm{diag}(d_{1..k}, d_{1..k})` (Williamson; the minimiser characterisation of Son, Absil, Gao, Stykel, arXiv 2101.02618 [recall, theorem number not checked]).
-    No dense ``[2n, 2n]`` matrix is formed on that path.
+    No dense ``[2n, 2n]`` matrix is formed on that path; a run that does not converge raises instead of returning
+    the values of a non-optimal X.
     """
     if is_sparse_input(m):
         if k is None:
             raise ValueError("k is required for sparse or operator input (the k smallest symplectic eigenvalues)")
         _check_p(k, int(m.shape[0]) // 2, "k")
-        return min_trace(m, k, **min_trace_options).eigenvalues
+        result = min_trace(m, k, **min_trace_options)
+        if not result.converged:  # X^T M X away from the minimiser: its symplectic eigenvalues are not the d_j
+            raise RuntimeError(f"min_trace did not converge ({result.stop_reason}); the reduced matrix's values would not be "
+                               "the symplectic eigenvalues: raise max_iterations / max_time, or call min_trace and read "
+                               "result.eigenvalues as an estimate")
+        return result.eigenvalues
     if min_trace_options:
         raise ValueError(f"options {sorted(min_trace_options)} apply to sparse or operator input only")
     m = check_spd(m)

@@ -162,6 +162,8 @@ def _check_operator(op: SymmetricOperator, name: str, seed: int = 12345) -> Symm
     """Randomised symmetry test and Frobenius-norm estimate (Hutchinson: :math:`E\\lVert Mz\\rVert^2 = \\lVert M\\rVert_F^2`
     for standard Gaussian z) from one product with a ``[2n, 4]`` Gaussian block (Gaussian, not Rademacher: integer
     test vectors meet an integer nonsymmetric matrix's :math:`u^TMv = v^TMu` with positive probability)."""
+    if op.diagonal is not None:  # a diagonal the caller knows: a nonpositive entry proves M indefinite
+        _check_diagonal(torch.as_tensor(op.diagonal, dtype=torch.float64).reshape(-1), name)
     size = op.shape[0]
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(size, 4, generator=generator, dtype=torch.float64)
