@@ -154,6 +154,10 @@ def test_bad_specs_fail_with_one_line_errors_naming_the_value(tmp_path):
                              r"feature 'agee' has no column in the data \(columns: user, age\)", data=rows)
     assert message.startswith("feature spec: ")
     path = tmp_path / "bad.yaml"
+    path.write_text("features:\n  - {name: ok, type: categorical, vocabulary: [yes, no, 1.50]}\n")
+    one_line_error(path, r"'ok': vocabulary value True was read by YAML as a bool: quote it")  # was silently 'True'
+    path.write_text("features:\n  - {name: v, type: categorical, vocabulary: [a, 1.50]}\n")
+    one_line_error(path, r"'v': vocabulary value 1.5 was read by YAML as a float")
     path.write_text("features:\n  - {name: x, type: catgorical}\n")
     one_line_error(path, rf"feature spec {path}: feature 'x': unknown type 'catgorical'")
     one_line_error(tmp_path / "absent.yaml", r"no such file")

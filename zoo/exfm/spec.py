@@ -206,6 +206,9 @@ def _vocabulary(value: Any, where: str, name: str) -> tuple[str, ...]:
         _fail(where, name, f"vocabulary must be a list or {{range: ...}}, got {value!r}")
     if any(v is None or isinstance(v, (list, dict)) for v in value):
         _fail(where, name, f"vocabulary values must be scalars, got {next(v for v in value if v is None or isinstance(v, (list, dict)))!r}")
+    if any(isinstance(v, (bool, float)) for v in value):  # YAML reads yes/no/on as booleans and 1.50 as 1.5
+        bad = next(v for v in value if isinstance(v, (bool, float)))
+        _fail(where, name, f"vocabulary value {bad!r} was read by YAML as a {type(bad).__name__}: quote it (e.g. \"yes\", \"1.50\")")
     strings = [str(v) for v in value]
     duplicates = sorted({s for s in strings if strings.count(s) > 1})
     if duplicates:

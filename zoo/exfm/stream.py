@@ -38,7 +38,7 @@ and only their moments decay), the other parameters by Adam as before. Dense Ada
 every step, so with realistic vocabularies it costs several times the model (the FM of ``exfm_synthetic``, one thread:
 16k training rows/s with 2^12 user buckets, 3.6k with 2^17; row-wise at 2^20 user buckets ran 7.2k against 6.3k for
 dense Adam at 2^12, measured side by side on a loaded machine); the row-wise step is what production CTR systems use. It changes the optimisation (not bit-identical to dense Adam), is part of
-the checkpoint fingerprint, and is single-process only. The networks' embeddings stay in sparse-gradient mode.
+the checkpoint fingerprint, and is single-process only. Each trainer sets the networks' gradient mode from its own flag.
 
 ``start_window`` continues a system that was trained on windows before it (a pushed model started with
 ``zoo.init_from``): processing starts there, and the current foundation weights serve as snapshot
@@ -142,6 +142,10 @@ class StreamingTrainer:
         if sparse_embeddings and self.world > 1:
             raise ValueError("sparse_embeddings is single-process only (the gradient all-reduce sums dense gradients)")
         self.sparse_embeddings = sparse_embeddings
+        for network in (system.foundation, *(system.students[s.name] for s in config.students)):
+            # set in both modes: a system once trained with sparse_embeddings=True would otherwise keep producing
+            # sparse gradients, which plain Adam refuses
+            network.embedding.table.sparse = network.embedding.bias.sparse = bool(sparse_embeddings)
         optimizer = (lambda net, lr: _RowWiseAdam(net, lr)) if sparse_embeddings else (lambda net, lr: torch.optim.Adam(net.parameters(), lr=lr))
         self.foundation_optimizer = optimizer(system.foundation, config.foundation.learning_rate)
         self.student_optimizers = {
