@@ -214,6 +214,8 @@ def test_omega_is_relative_to_the_tensor_scale():
     (lambda: complete((4, 5, 6), torch.tensor([[0, 0, 0]]), torch.ones(1), (2, 11), format="tt"), r"r_2 = 11 violates"),
     (lambda: complete((4, 5, 6), torch.tensor([[0, 0, 0]]), torch.ones(1), (2, 2, 2), format="cp"), "format"),
     (lambda: complete((4, 5, 6), torch.tensor([[0, 0, 0]]), torch.ones(1), (2, 2, 2), optimizer="adam"), "optimizer"),
+    (lambda: complete((4, 5, 6), torch.tensor([[0, 0, 0]]), torch.ones(1), (2, 2, 2), optimizer="trust_region", exact_step=True),
+     "exact_step applies to optimizer='rgd' or 'rcg'"),  # was silently ignored
     (lambda: sample_entries((4, 5, 6), 0), "empty mask"),
     (lambda: sample_image("lena.png"), "china.jpg"),
 ])

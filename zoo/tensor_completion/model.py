@@ -548,6 +548,8 @@ def complete(shape: Sequence[int], indices: torch.Tensor, values: torch.Tensor, 
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if optimizer not in ("rgd", "rcg", "trust_region"):
         raise ValueError(f"optimizer must be 'rgd', 'rcg' or 'trust_region', got {optimizer!r}")
+    if exact_step and optimizer == "trust_region":
+        raise ValueError("exact_step applies to optimizer='rgd' or 'rcg' (a line step); the trust region chooses its own steps")
     norm = math.sqrt(problem.scale * math.prod(problem.shape) / indices.shape[0])
     if manifold is None:
         manifold = make_manifold(format, shape, ranks, omega * norm ** 2)
