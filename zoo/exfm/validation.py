@@ -136,6 +136,7 @@ class StreamValidation:
         self.system = system
         self.valid_windows, self.test_windows, self.spec = valid_windows, test_windows, early_stopping
         self.n_train: int | None = None  # windows [0, n_train) are the training stream
+        self._source: Any = None  # the stream the held-out windows were encoded from
         self._valid: list[Any] = []
         self._test: list[Any] = []
         self.history: list[dict[str, float]] = []  # validation metrics after each training window
@@ -164,7 +165,7 @@ class StreamValidation:
         if n_train <= start_window:
             raise ValueError(f"{total} windows leave no training window after start_window {start_window}, "
                              f"{self.valid_windows} validation and {self.test_windows} test windows")
-        if self.n_train == n_train:
+        if self.n_train == n_train and self._source is windows:  # the same stream again (a resumed run): encoded already
             return n_train
         heldout = range(n_train, total)
         if hasattr(windows, "__getitem__"):
@@ -173,7 +174,7 @@ class StreamValidation:
             tables = [table for t, table in enumerate(windows) if t >= n_train]
         encoded = [_encode(self.system, table) for table in tables]
         self._valid, self._test = encoded[:self.valid_windows], encoded[self.valid_windows:]
-        self.n_train = n_train
+        self.n_train, self._source = n_train, windows
         return n_train
 
     @property
