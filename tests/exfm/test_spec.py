@@ -90,6 +90,9 @@ def write_generated_movielens(folder, n=300, seed=0):
 
 
 def test_yaml_specs_give_the_features_of_the_old_code_on_both_data_sets(tmp_path):
+    from zoo.exfm.data import GENRES  # the verticals' genre bitmask: the YAML vocabulary must list the same genres in order
+
+    assert next(f for f in movielens_feature_spec().categorical if f.name == "primary_genre").vocabulary == GENRES
     stream = make_synthetic_stream(3000, 3, seed=5, users_active=80, items_active=40, categories=12, segments=5)
     for new, old in [(synthetic_feature_spec(), old_synthetic_spec()),
                      (synthetic_feature_spec(stream, user_buckets=512, item_buckets=256), old_synthetic_spec(12, 5, 512, 256))]:

@@ -41,8 +41,6 @@ __all__ = [
 ]
 
 META_COLUMNS = ("label", "example_id", "window", "vertical_mask", "timestamp", "true_probability")
-COUNT_BOUNDARIES = (0.5, 1.1, 1.7, 2.3, 3.0, 3.7, 4.4, 5.1, 6.0)  # log1p(count) edges: 0, 1, 2-4, 5-9, ... counts
-MEAN_BOUNDARIES = tuple(round(0.1 * i, 1) for i in range(1, 10))
 
 
 # -- leakage-free running statistics ------------------------------------------------------------------------------
@@ -416,9 +414,6 @@ class ArrowStream:
 # -- MovieLens-100K ---------------------------------------------------------------------------------------------------
 GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
           "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western", "unknown")
-OCCUPATIONS = ("administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive", "healthcare",
-               "homemaker", "lawyer", "librarian", "marketing", "none", "other", "programmer", "retired", "salesman",
-               "scientist", "student", "technician", "writer")
 ML100K_FILES = ("ml-100k.inter", "ml-100k.user", "ml-100k.item")
 
 
