@@ -305,7 +305,7 @@ class SphericalFitting:
         values = self.values.cpu().to(torch.float64)
         # V fit: with H fixed, X = H W^T with W [n, k] free; column j solves its least squares over Omega^j.
         W = _grouped_least_squares(cols, H[rows], values, self.n)
-        V, H = _orthonormal_factor(W, H)
+        V, _ = _orthonormal_factor(W, H)  # the row fit below replaces H
         # global row fit: with V fixed, row h_i solves min sum_{j in Omega_i} (h_i . v_j - A_ij)^2, then h_i / |h_i|
         H = UnitRows().projH(_grouped_least_squares(rows, V[cols], values, self.m))
         return H, V
