@@ -164,7 +164,10 @@ def _solve(kraus, method: str, metric: str, tol: float, seed: int, members: int,
                 bar.refresh()
             if active_set and not optimizer.stopped and optimizer.iterations % check_every == 0 and len(active) > 1:
                 # the weights' slow mode: solve for them exactly with the states fixed (see _face_weights)
+                wall, cpu = time.perf_counter(), time.process_time()
                 found, gain = _face_weights(kraus, weights.detach().clone(), torch.view_as_complex(states.detach()))
+                counts["time"] += time.perf_counter() - wall  # the result's times cover the weight steps too
+                counts["process_time"] += time.process_time() - cpu
                 if gain > 1e-15 * max(1.0, abs(optimizer.history[-1]["cost"])):
                     with torch.no_grad():
                         weights.copy_(found)
