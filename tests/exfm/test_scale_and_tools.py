@@ -129,30 +129,33 @@ def test_bench_bayes_ceiling_is_the_ne_of_the_logged_probability():
 
 
 
-def test_bench_speed_table_names_the_deepctr_torch_release_it_ran(monkeypatch, tmp_path):
-    """The speed table's DeepCTR-Torch version comes from the installed distribution, not a string in the code."""
+def test_bench_speed_table_names_the_release_each_framework_ran(monkeypatch, tmp_path):
+    """The end-to-end table names each framework's version as its worker reported it, not a string in the code,
+    and a framework whose worker fails stops the bench with its error instead of a silent gap."""
     import argparse
-    import importlib.metadata
     import json
     import tempfile
 
-    real_version = importlib.metadata.version
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.8.7" if name == "deepctr-torch" else real_version(name))
-
     def fake_worker(command, **kwargs):  # the workers' JSON line, without training anything
-        run = {"framework": command[3], "train_rows": 9, "test_rows": 1, "train_examples_per_s": 1.0,
-               "score_examples_per_s": 1.0, "test_auc": 0.5, "peak_rss_mb": 1.0, "rss_before_training_mb": 1.0}
+        framework = command[3]
+        run = {"framework": framework, "version": "9.8.7" if framework == "deepctr_torch" else "0.1.0", "train_rows": 9,
+               "test_rows": 1, "prep_s": 0.1, "fit_s": 1.0, "train_s": 1.0, "score_s": 1.0, "total_s": 2.1,
+               "train_examples_per_s": 9.0, "score_examples_per_s": 1.0, "test_auc": 0.5, "test_logloss": 0.69, "peak_rss_mb": 1.0}
         return subprocess.CompletedProcess(command, 0, stdout=json.dumps(run) + "\n", stderr="")
 
     monkeypatch.setattr(subprocess, "run", fake_worker)
     monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(tmp_path))
     bench = load_bench()
-    result = bench.speed(argparse.Namespace(speed_rows=2000, speed_repeats=1, threads=1))
-    assert result["deepctr_torch"] == "9.8.7"
+    speed = load_script("tools/bench/exfm_speed.py")
+    monkeypatch.setattr(speed, "available_frameworks", lambda: ["zoo", "deepctr_torch"])
+    result = bench.speed(argparse.Namespace(speed_rows=2000, speed_repeats=2, threads=1))
+    assert [r["runner"] for r in result["runs"]] == ["zoo", "deepctr_torch", "deepctr_torch", "zoo"]  # rotated
     table = bench.speed_markdown(result)
-    assert "DeepCTR-Torch 9.8.7 " in table and "0.3.0" not in table
-    del result["deepctr_torch"]  # a report from before the bench recorded the version does not invent one
-    assert "DeepCTR-Torch (version not recorded)" in bench.speed_markdown(result)
+    assert "| deepctr_torch 9.8.7 |" in table and "0.3.0" not in table
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(command, 1, stdout="", stderr="boom"))
+    with pytest.raises(RuntimeError, match="zoo end-to-end run failed"):
+        bench.speed(argparse.Namespace(speed_rows=2000, speed_repeats=1, threads=1))
+
 
 def test_ddp_bench_measures_two_ranks_against_one_process_and_finds_the_kink():
     import torch

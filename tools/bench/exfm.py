@@ -371,95 +371,140 @@ def sweep_markdown(sweep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# -- speed: zoo's fused-table DCNv2 vs DeepCTR-Torch's DCN on the same rows ----------------------------------------
-SPEED_WORKER = r"""
-import json, resource, sys, time
-import numpy as np, torch
-torch.set_num_threads(int(sys.argv[3]))
-torch.manual_seed(0)
-from zoo.exfm.data import ArrowStream, synthetic_feature_spec
-from zoo.exfm.metrics import auc
-stream = ArrowStream(sys.argv[2])
-spec = synthetic_feature_spec()
-windows = [stream[t] for t in range(len(stream))]
-train, test = windows[:-1], windows[-1]
-x_train = np.concatenate([spec.encode(w, strict=False) for w in train]); y_train = np.concatenate([w["label"].to_numpy() for w in train]).astype(np.float32)
-x_test = spec.encode(test, strict=False); y_test = test["label"].to_numpy().astype(np.float32)
-cfg = json.loads(sys.argv[4])
-base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if sys.argv[1] == "zoo":
-    from zoo.exfm.model import CTRNetwork
-    net = CTRNetwork(spec.field_sizes, "dcnv2", cfg["dim"], cfg["cross"], tuple(cfg["hidden"]))
-    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
-    start = time.perf_counter()
-    for i in range(0, len(yt), cfg["batch"]):
-        opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt[i:i + cfg["batch"]]), yt[i:i + cfg["batch"]])
-        loss.backward(); opt.step()
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    with torch.no_grad():
-        net.eval(); scores = torch.cat([net(torch.from_numpy(x_test[i:i + 8192])) for i in range(0, len(x_test), 8192)]).numpy()
-    score_s = time.perf_counter() - start
-else:
-    from deepctr_torch.inputs import SparseFeat
-    from deepctr_torch.models import DCN
-    columns = [SparseFeat(f.name, size, embedding_dim=cfg["dim"]) for f, size in zip(spec.features, spec.field_sizes)]
-    model = DCN(columns, columns, cross_num=cfg["cross"], cross_parameterization="matrix", dnn_hidden_units=tuple(cfg["hidden"]),
-                l2_reg_linear=0, l2_reg_embedding=0, l2_reg_cross=0, l2_reg_dnn=0, dnn_dropout=0, device="cpu", seed=0)
-    model.compile(torch.optim.Adam(model.parameters(), lr=cfg["lr"]), "binary_crossentropy")
-    as_dict = lambda x: {f.name: x[:, j] for j, f in enumerate(spec.features)}
-    start = time.perf_counter()
-    model.fit(as_dict(x_train), y_train, batch_size=cfg["batch"], epochs=1, verbose=0, shuffle=False)
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    scores = model.predict(as_dict(x_test), batch_size=8192).reshape(-1)
-    score_s = time.perf_counter() - start
-print(json.dumps({"framework": sys.argv[1], "train_rows": len(y_train), "test_rows": len(y_test),
-                  "train_examples_per_s": len(y_train) / train_s, "score_examples_per_s": len(y_test) / score_s,
-                  "test_auc": auc(y_test, scores), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rss_before_training_mb": base_rss / 1024}))
-"""
+# -- speed: (a) end to end through each framework's API; (b) model against model; (c) levers (tools/bench/exfm_speed.py) --
+SPEED_CONFIG = {"dim": 16, "cross": 2, "hidden": [256, 128], "lr": 1e-3, "batch": 1024, "score_batch": 8192, "init_std": 0.01}
 
 
 def speed(args: argparse.Namespace) -> dict[str, Any]:
-    import importlib.metadata
-    import os
+    """(a): each framework in its own process on the same Arrow file, frameworks rotated over repeats."""
     import subprocess
     import tempfile
 
+    sys.path.insert(0, str(Path(__file__).parent))
+    import exfm_speed
+
     from zoo.exfm.data import make_synthetic_stream, write_arrow_stream
 
-    # the installed release the workers import (same interpreter and path); fails here, before any work, when absent
-    deepctr_version = importlib.metadata.version("deepctr-torch")
-    config = {"dim": 16, "cross": 2, "hidden": [256, 128], "lr": 1e-3, "batch": 1024}
+    frameworks = exfm_speed.available_frameworks()
     folder = Path(tempfile.mkdtemp(prefix="exfm-speed-"))
     path = write_arrow_stream(make_synthetic_stream(args.speed_rows, 10, 0.0, 0, users_active=2000, items_active=1000), folder / "s.arrow")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *[p for p in sys.path if p]])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *[p for p in sys.path if p]]), "OMP_NUM_THREADS": str(args.threads)}
     results = []
     for repeat in range(args.speed_repeats):
-        for framework in ("zoo", "deepctr_torch"):
-            out = subprocess.run([sys.executable, "-c", SPEED_WORKER, framework, str(path), str(args.threads), json.dumps(config)],
-                                 env=env, capture_output=True, text=True, check=True)
-            results.append({**json.loads(out.stdout.strip().splitlines()[-1]), "repeat": repeat})
-            print(results[-1], file=sys.stderr)
+        for framework in frameworks[repeat % len(frameworks):] + frameworks[:repeat % len(frameworks)]:
+            out = subprocess.run([sys.executable, str(Path(__file__).parent / "exfm_speed.py"), "e2e", framework, str(path),
+                                  str(args.threads), json.dumps(SPEED_CONFIG), str(folder / framework)],
+                                 env=env, capture_output=True, text=True)
+            if out.returncode:
+                raise RuntimeError(f"{framework} end-to-end run failed:\n{out.stderr[-3000:]}")
+            results.append({**json.loads(out.stdout.strip().splitlines()[-1]), "runner": framework, "repeat": repeat})
+            print(f"[speed] {framework} repeat {repeat}: total {results[-1]['total_s']:.1f} s, AUC {results[-1]['test_auc']:.4f}", file=sys.stderr)
     path.unlink()
-    return {"model": {"architecture": "DCNv2 (matrix cross) + parallel MLP", **config}, "deepctr_torch": deepctr_version,
-            "rows": args.speed_rows, "held_out": "last of 10 windows", "runs": results}
+    return {"model": {"architecture": "DCNv2 (matrix cross) + parallel MLP", **SPEED_CONFIG}, "rows": args.speed_rows,
+            "held_out": "last of 10 windows", "frameworks": frameworks, "threads": args.threads, "runs": results}
 
 
 def speed_markdown(result: dict[str, Any]) -> str:
-    version = result.get("deepctr_torch") or "(version not recorded)"  # reports written before the bench recorded it
-    lines = [f"### Speed: zoo vs DeepCTR-Torch {version} (same DCN model, same rows, 1 pass)", "",
-             f"Synthetic stream of {result['rows']} rows (drift 0), trained on the first 9 windows, scored and AUC on the "
-             f"last; model {result['model']}. Each framework in its own process, one CPU thread; medians over repeats. "
-             "Peak RSS includes the encoded arrays both frameworks are given.", "",
-             "| framework | train examples/s | score examples/s | test AUC | peak RSS (MB) |", "|---|---|---|---|---|"]
-    for framework in ("zoo", "deepctr_torch"):
-        runs = [r for r in result["runs"] if r["framework"] == framework]
-        med = lambda key: statistics.median(r[key] for r in runs)
-        lines.append(f"| {framework} | {med('train_examples_per_s'):,.0f} | {med('score_examples_per_s'):,.0f} | {med('test_auc'):.4f} | {med('peak_rss_mb'):,.0f} |")
+    if "frameworks" not in result:  # the report written before the tables were split
+        return ""
+    cfg = result["model"]
+    lines = ["### Speed (a): end to end, each framework through its own API (not model against model)", "",
+             f"The same Arrow stream on disk ({result['rows']:,} synthetic rows, 10 windows, drift 0): train one pass on the "
+             f"first 9 windows in order, score the last. Same feature encoding (zoo's spec) and the same DCNv2 shape for all "
+             f"(embedding dim {cfg['dim']}, {cfg['cross']} matrix cross layers, MLP {cfg['hidden']}, Adam lr {cfg['lr']}, batch "
+             f"{cfg['batch']}), embedding init std {cfg['init_std']} everywhere (DeepCTR's own default is 1e-4). Each framework in "
+             f"its own process, {result['threads']} thread, the order rotated over {max(r['repeat'] for r in result['runs']) + 1} "
+             "repeats; wall-clock medians (range). What each framework's API does (and so what its columns include):", "",
+             "- zoo: `ArrowStream` windows -> `ExFMSystem` (the DCNv2 as a foundation model trained alone) -> "
+             "`StreamingTrainer.run`, which encodes each window and also scores it before training on it (progressive "
+             "validation, part of zoo's loop: about a quarter of its training time here) -> `ExFMSystem.score`. "
+             "`zoo (bf16-mixed)`: the same with `precision=\"bf16-mixed\"`.",
+             "- DeepCTR-Torch: encode (in setup) -> `DCN(...).fit(dict of columns, epochs=1, shuffle=False)` (its DataLoader "
+             "fetches rows one at a time) -> `predict`.",
+             "- FuxiCTR: encode and write its npz files and feature map (setup) -> `RankDataLoader` (load) -> a DCNv2 built "
+             "from its layers as in its model zoo (no first-order term; its own xavier init of the linear layers) -> `fit` "
+             "(it needs validation data: one batch of training rows, whose evaluation and checkpoint reload are left out "
+             "of its train column) -> `predict`.", "",
+             "| framework | setup s | train rows/s | score rows/s | total s end to end | test AUC | test log loss | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for framework in result["frameworks"]:
+        runs = [r for r in result["runs"] if r["runner"] == framework]
+        if not runs:
+            continue
+        stat = lambda key: (statistics.median(r[key] for r in runs), min(r[key] for r in runs), max(r[key] for r in runs))  # noqa: E731
+        setup = stat("prep_s")[0] + statistics.median(r.get("load_s", 0.0) for r in runs)
+        tr, sc, tot = stat("train_examples_per_s"), stat("score_examples_per_s"), stat("total_s")
+        lines.append(f"| {runs[0]['framework']} {runs[0]['version']} | {setup:.1f} | {tr[0]:,.0f} ({tr[1]:,.0f}-{tr[2]:,.0f}) | "
+                     f"{sc[0]:,.0f} ({sc[1]:,.0f}-{sc[2]:,.0f}) | {tot[0]:.1f} ({tot[1]:.1f}-{tot[2]:.1f}) | {stat('test_auc')[0]:.4f} | "
+                     f"{stat('test_logloss')[0]:.4f} | {stat('peak_rss_mb')[0]:,.0f} |")
+    lines += ["", "AUC differences here come from the models' inits and structure (FuxiCTR's xavier-initialised linear layers and "
+              "no first-order term; DeepCTR's and zoo's PyTorch-default linear layers), not from the frameworks' speed: with the "
+              "same weights the three models train to the same AUC (table (b))."]
+    return "\n".join(lines) + "\n"
+
+
+def speed_models(args: argparse.Namespace) -> dict[str, Any]:
+    """(b) and (c) at the speed stream's vocabulary and at the production-shaped one, in this process."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import exfm_speed
+
+    from zoo.exfm.data import (SCALE_ITEM_BUCKETS, SCALE_USER_BUCKETS, make_scale_stream, make_synthetic_stream,
+                               synthetic_feature_spec)
+
+    torch.set_num_threads(args.threads)
+    settings = {}
+    for vocab in args.speed_vocab:
+        if vocab == "small":
+            stream = make_synthetic_stream(args.speed_rows, 10, 0.0, 0, users_active=2000, items_active=1000)
+            spec = synthetic_feature_spec()
+            description = f"{args.speed_rows:,} rows of the end-to-end stream (10 windows); hashed vocabularies 4,096 users, 2,048 items"
+        else:
+            stream = make_scale_stream(args.speed_production_rows, seed=0)
+            spec = synthetic_feature_spec(stream, user_buckets=SCALE_USER_BUCKETS, item_buckets=SCALE_ITEM_BUCKETS)
+            description = (f"{args.speed_production_rows:,} rows of the production-shaped stream ({stream.n_windows} windows of "
+                           f"100k rows, 500k active users and 50k active items per window); hashed vocabularies 2^20 users, 2^17 items")
+        x_train, y_train, x_test, y_test = exfm_speed.encoded_split(stream, spec)
+        result = exfm_speed.run_models(spec, x_train, y_train, x_test, y_test, SPEED_CONFIG, repeats=args.speed_repeats,
+                                       train_batches=args.speed_train_batches, score_batches=args.speed_score_batches,
+                                       log=lambda line: print(line, file=sys.stderr))
+        settings[vocab] = {"description": description, **result}
+    return {"model": {"architecture": "DCNv2 (matrix cross) + parallel MLP", **SPEED_CONFIG}, "threads": args.threads,
+            "settings": settings}
+
+
+def speed_models_markdown(result: dict[str, Any]) -> str:
+    sys.path.insert(0, str(Path(__file__).parent))
+    import exfm_speed
+
+    lines = []
+    for table, title in (("models", "### Speed (b): model against model"), ("levers", "### Speed (c): levers, one at a time")):
+        lines += [title, ""]
+        if table == "models":
+            lines += ["zoo's `CTRNetwork`, DeepCTR-Torch's `DCN` module and FuxiCTR's DCNv2 module (built from its layers) with the "
+                      "same initial weights (copied from one zoo init; their initial probabilities agree to "
+                      + ", ".join(f"{v:.0e}" for v in next(iter(result["settings"].values()))["initial_max_abs_probability_difference"].values())
+                      + "), fed the same id tensor slices (each model's input form made outside the timed region), plain Adam, "
+                      f"one loop, {result['threads']} thread, one process. FuxiCTR's DCNv2 has no first-order term (zoo's starts at "
+                      "zero, so the initial outputs agree; then it trains in zoo and DeepCTR and not in FuxiCTR). DeepCTR's module "
+                      "outputs probabilities, so its loss is BCE on them; the others BCE on logits.", ""]
+        else:
+            lines += ["Against the same model in a plain PyTorch loop: `PlainDCN` (one `nn.Embedding` per field, dense Adam, fp32, "
+                      "eager), the same weights as zoo's network (checked equal before timing). Each lever alone, then zoo's "
+                      "combinations (what `StreamingTrainer(precision=\"bf16-mixed\", sparse_embeddings=...)` runs). "
+                      "Scoring columns: the same model scored under `no_grad`, with autograd on (what a loop without a guard pays) "
+                      "and under `inference_mode`; zoo scores under `inference_mode`.", ""]
+        for vocab, setting in result["settings"].items():
+            lines += [exfm_speed.models_markdown(setting, table, f"{setting['description']}; table rows {setting['table_rows']:,}; "
+                                                 f"timed blocks of {setting['train_rows_timed']:,} training rows and "
+                                                 f"{setting['score_rows_timed']:,} scored rows, {setting['repeats']} repeats "
+                                                 f"interleaved; AUC after one full pass over {setting['train_rows']:,} rows, on "
+                                                 f"{setting['test_rows']:,} held-out rows:"), ""]
+    lines += ["Rates: rows per CPU second (one thread), median (range) over repeats; × = paired per repeat against the first row "
+              "of the table. torch.compile's one-off compile time is left out of its rows (warm-up: "
+              + ", ".join(f"{vocab} {s['warmup_cpu_s'].get('+ torch.compile', float('nan')):.0f} CPU s" for vocab, s in result["settings"].items())
+              + ")."]
     return "\n".join(lines) + "\n"
 
 
@@ -903,8 +948,10 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         sections += [f"Command: `{command}`", "", markdown(dataset, meta["table"], meta, seeds)]
     if "heldout" in report:
         sections += [f"Command: `{report['heldout']['command']}`", "", heldout_markdown(report["heldout"]), ""]
-    if "speed" in report:
+    if "speed" in report and speed_markdown(report["speed"]):
         sections.append(f"Command: `{report['speed']['command']}`\n\n" + speed_markdown(report["speed"]))
+    if "speed_models" in report:
+        sections.append(f"Command: `{report['speed_models']['command']}`\n\n" + speed_models_markdown(report["speed_models"]))
     if "size_sweep" in report:
         sweep = report["size_sweep"]
         swept = {int(size): entry["seeds"] for size, entry in sweep["sizes"].items() if entry["source"] == "sweep runs"}
@@ -966,9 +1013,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these tiny networks)")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
-    parser.add_argument("--speed", action="store_true", help="run only the DeepCTR-Torch speed comparison (merged into the outputs)")
+    parser.add_argument("--speed", action="store_true", help="run only the end-to-end speed table, every framework installed (merged into the outputs)")
+    parser.add_argument("--speed-models", action="store_true", help="run only the model-against-model and levers tables (merged into the outputs)")
     parser.add_argument("--speed-rows", type=int, default=1_000_000)
-    parser.add_argument("--speed-repeats", type=int, default=2)
+    parser.add_argument("--speed-repeats", type=int, default=5)
+    parser.add_argument("--speed-vocab", nargs="+", default=["small", "production"], choices=["small", "production"])
+    parser.add_argument("--speed-production-rows", type=int, default=500_000)
+    parser.add_argument("--speed-train-batches", type=int, default=200, help="training batches per timed block")
+    parser.add_argument("--speed-score-batches", type=int, default=12, help="scoring batches (8192 rows) per timed block")
     parser.add_argument("--scale", action="store_true", help="run only the FM + 4 VMs scale run (merged into the outputs)")
     parser.add_argument("--scale-rows", type=int, default=10_000_000)
     parser.add_argument("--scale-seed", type=int, default=0)
@@ -1018,8 +1070,14 @@ def main() -> None:
     if args.speed:
         import torch
 
-        report = merge_section(args, "speed", lambda report: speed(args), torch=torch.__version__)
+        report = merge_section(args, "speed", lambda report: speed(args), torch=torch.__version__, platform=platform.platform())
         print(speed_markdown(report["speed"]))
+        return
+    if args.speed_models:
+        import torch
+
+        report = merge_section(args, "speed_models", lambda report: speed_models(args), torch=torch.__version__, platform=platform.platform())
+        print(speed_models_markdown(report["speed_models"]))
         return
 
     import torch

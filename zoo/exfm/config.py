@@ -89,7 +89,7 @@ class ExFMConfig:
     verticals: tuple[VerticalSpec, ...] = ()  # traffic slices, each served by its own students
     foundation: NetworkConfig = field(default_factory=lambda: NetworkConfig(embedding_dim=32, hidden=(256, 128), learning_rate=2e-3, passes=2))  # the FM
     student: NetworkConfig = field(default_factory=NetworkConfig)  # the VM architecture (all students)
-    students: tuple[StudentSpec, ...] = ()  # the vertical models trained in the stream
+    students: tuple[StudentSpec, ...] = ()  # the vertical models trained in the stream; () = the FM alone (serves all)
     serving_students: tuple[str, ...] = ()  # which student serves each vertical (default: the first of each)
     adapter_hidden: int = 16  # Student Adapter MLP width
     adapter_learning_rate: float = 1e-2  # Student Adapter Adam step size (its own optimizer)
@@ -122,9 +122,7 @@ class ExFMConfig:
         vertical_names = [v.name for v in self.verticals]
         if len(set(vertical_names)) != len(vertical_names):
             raise ValueError(f"ExFMConfig.verticals has duplicate names {vertical_names}")
-        names = [s.name for s in self.students]
-        if not names:
-            raise ValueError("ExFMConfig.students must list at least one student, got ()")
+        names = [s.name for s in self.students]  # () is a foundation model alone: it serves every vertical
         if len(set(names)) != len(names) or "foundation" in names:
             raise ValueError(f"ExFMConfig.students names must be unique and not 'foundation', got {names}")
         for s in self.students:
@@ -159,6 +157,8 @@ class ExFMConfig:
         for s in self.students:
             if s.vertical == vertical:
                 return s.name
+        if not self.students:  # a foundation model trained alone serves every vertical itself
+            return "foundation"
         raise KeyError(f"no student serves vertical {vertical!r}")
 
 

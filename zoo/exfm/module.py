@@ -79,7 +79,7 @@ class ExFMSystem(ZooModule):
         """Serving-head logits [batch] of ``model`` for encoded ids [batch, fields]."""
         return self.network(model)(ids, "serving")
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_logits(self, ids: torch.Tensor, model: str, batch_size: int = 8192) -> np.ndarray:
         network = self.network(model)
         parts = [network(ids[i:i + batch_size], "serving") for i in range(0, len(ids), batch_size)]
@@ -127,6 +127,8 @@ class ExFMSystem(ZooModule):
             self, checkpoint_dir, progress=False, data_key=datamodule.data_key(), start_window=datamodule.start_window,
             valid_windows=getattr(datamodule, "valid_windows", 0), test_windows=getattr(datamodule, "test_windows", 0),
             early_stopping=stopping[0].spec if stopping else None,
+            # Lightning's bf16-mixed autocasts the training step already; passed on so the fingerprint records it
+            precision="bf16-mixed" if str(self.trainer.precision) == "bf16-mixed" else "32-true",
         )
         if self.stream_trainer.validation is not None:
             self.stream_trainer.validation.prepare(datamodule.windows(), datamodule.start_window)

@@ -40,6 +40,12 @@ every step, so with realistic vocabularies it costs several times the model (the
 dense Adam at 2^12, measured side by side on a loaded machine); the row-wise step is what production CTR systems use. It changes the optimisation (not bit-identical to dense Adam), is part of
 the checkpoint fingerprint, and is single-process only. Each trainer sets the networks' gradient mode from its own flag.
 
+``precision="bf16-mixed"`` (our choice, off by default; Lightning's name for it): the networks' forward passes in
+training, scoring and DAS annotation run under ``torch.autocast`` with bfloat16 (matrix products in bf16, weights,
+optimizer states and the losses in float32). The matrix products are most of a DCNv2 step on a CPU, so it is the one
+lever that pays alone (``benchmarks/exfm.md``, "levers"); it changes the numbers (not bit-identical to float32), is
+part of the checkpoint fingerprint, and is refused for a float64 system.
+
 ``start_window`` continues a system that was trained on windows before it (a pushed model started with
 ``zoo.init_from``): processing starts there, and the current foundation weights serve as snapshot
 ``start_window - 1`` (they are the FM trained through that window), so k = 1 students are supervised from the first
@@ -63,7 +69,9 @@ import torch
 from zoo.exfm.distillation import DataAugmentationService, adapter_step, student_loss
 from zoo.exfm.metrics import transfer_ratio, window_metrics
 
-__all__ = ["StreamingTrainer", "emulated_ranks"]
+__all__ = ["PRECISIONS", "StreamingTrainer", "emulated_ranks"]
+
+PRECISIONS = ("32-true", "bf16-mixed")
 
 
 class _RowWiseAdam:
@@ -111,11 +119,13 @@ class StreamingTrainer:
             on (``zoo.exfm.validation``); ``run`` then reports train / valid / test metrics at the end.
         early_stopping: an ``EarlyStoppingSpec`` (needs ``valid_windows >= 1``): stop the stream when the monitored
             validation score stops improving, and restore the best window's weights.
+        precision: ``"32-true"`` (default) or ``"bf16-mixed"`` (bfloat16 autocast of the forward passes; see the
+            module docstring).
     """
 
     def __init__(self, system: Any, checkpoint_dir: str | Path | None = None, *, keep_checkpoints: int = 2, progress: bool = False,
                  data_key: str = "", start_window: int = 0, valid_windows: int = 0, test_windows: int = 0,
-                 early_stopping: Any = None, sparse_embeddings: bool = False) -> None:
+                 early_stopping: Any = None, sparse_embeddings: bool = False, precision: str = "32-true") -> None:
         from zoo._core.config import config_to_dict
         from zoo.exfm.validation import StreamValidation
 
@@ -132,6 +142,13 @@ class StreamingTrainer:
             key["validation"] = self.validation.key()
         if sparse_embeddings:  # only when set, so fingerprints (and checkpoints) of dense runs are unchanged
             key["sparse_embeddings"] = True
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "bf16-mixed" and next(system.foundation.parameters()).dtype == torch.float64:
+            raise ValueError("precision='bf16-mixed' needs a float32 system (this one is float64)")
+        self.precision = precision
+        if precision != "32-true":  # as above: float32 fingerprints are unchanged
+            key["precision"] = precision
         self.fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.world, self.rank = 1, 0
@@ -200,7 +217,8 @@ class StreamingTrainer:
         if self.validation is None:
             return {}
         self.validation.prepare(windows, self.start_window)
-        return self.validation.finish(windows, self.start_window, self.next_window - 1)
+        with self._autocast():
+            return self.validation.finish(windows, self.start_window, self.next_window - 1)
 
     def process_window(self, t: int, table: Any) -> list[dict[str, Any]]:
         if t != self.next_window:
@@ -215,7 +233,8 @@ class StreamingTrainer:
         if not torch.all((labels == 0) | (labels == 1)):
             raise ValueError(f"window {t}: label must be 0 or 1")
         memberships = system.memberships(table)
-        records = self._evaluate(t, ids, labels, memberships)
+        with self._autocast():
+            records = self._evaluate(t, ids, labels, memberships)
         self._train_foundation(t, ids, labels)
         self.snapshots[t] = {k: v.detach().clone() for k, v in system.foundation.state_dict().items()}
         for old in [s for s in self.snapshots if s < t - self.max_staleness]:
@@ -250,6 +269,11 @@ class StreamingTrainer:
                 records.append({"window": t, "model": student.name, "traffic": student.vertical, **window_metrics(y[mask], logits)})
         system.train()
         return records
+
+    def _autocast(self) -> Any:
+        """bfloat16 autocast on the networks' device when ``precision == "bf16-mixed"``, else a no-op context."""
+        device = next(self.system.foundation.parameters()).device.type
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16-mixed")
 
     def _float_dtype(self) -> torch.dtype:
         return next(self.system.foundation.parameters()).dtype
@@ -303,7 +327,8 @@ class StreamingTrainer:
                 index = torch.from_numpy(batch)
                 optimizer.zero_grad(set_to_none=True)
                 if len(index):
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(network(ids[index]), labels[index])
+                    with self._autocast():
+                        loss = torch.nn.functional.binary_cross_entropy_with_logits(network(ids[index]), labels[index])
                     (loss * share).backward()
                 self._reduce_gradients(network)
                 optimizer.step()
@@ -321,7 +346,8 @@ class StreamingTrainer:
                 self.annotator.load_state_dict(self.snapshots[snapshot])
                 foundation = self.annotator
             needed = {v: memberships[v] for v in sorted(by_staleness[k])}
-            table = self.das.annotate(table, ids, needed, k, foundation, snapshot, t)
+            with self._autocast():
+                table = self.das.annotate(table, ids, needed, k, foundation, snapshot, t)
         return table
 
     def _train_student(self, t: int, index: int, student: Any, ids: torch.Tensor, labels: torch.Tensor,
@@ -341,7 +367,7 @@ class StreamingTrainer:
             target = None
             if adapter is not None and batch_fm is not None:
                 adapter_optimizer = self.adapter_optimizers[student.name]
-                if len(rows):
+                if len(rows):  # the adapter (a 1-16-1 MLP on a logit) stays in float32
                     target, _ = adapter_step(adapter, adapter_optimizer, batch_fm, labels[rows], loss_scale=share,
                                              reduce_gradients=self._reduce_gradients if self.world > 1 else None)
                 else:  # no rows of this batch on this rank: it still joins the gradient sum and the step
@@ -350,11 +376,12 @@ class StreamingTrainer:
                     adapter_optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if len(rows):
-                loss, _ = student_loss(
-                    network, ids[rows], labels[rows], distillation=student.distillation, foundation_logit=batch_fm,
-                    adapter_target=target, label_scale=student.label_scale, loss_weight=student.loss_weight,
-                    gradient_scale_beta=student.gradient_scale,
-                )
+                with self._autocast():
+                    loss, _ = student_loss(
+                        network, ids[rows], labels[rows], distillation=student.distillation, foundation_logit=batch_fm,
+                        adapter_target=target, label_scale=student.label_scale, loss_weight=student.loss_weight,
+                        gradient_scale_beta=student.gradient_scale,
+                    )
                 (loss * share).backward()
             self._reduce_gradients(network)
             optimizer.step()

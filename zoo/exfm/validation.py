@@ -106,7 +106,9 @@ def heldout_metrics(system: Any, encoded: Iterable[tuple[torch.Tensor, np.ndarra
         for metric in METRICS:
             out[f"{prefix}/{key}/{metric}"] = measured[metric]
         out[f"{prefix}/{key}/rows"] = measured["rows"]
-    serving = [config.serving_student(v.name) for v in config.verticals]
+    # the model serving each vertical, measured on that vertical's rows (a foundation model alone serves them all)
+    serving = [name if name != "foundation" else f"foundation/{v.name}" for v, name in
+               ((v, config.serving_student(v.name)) for v in config.verticals)]
     for metric in METRICS:
         values = [out[f"{prefix}/{name}/{metric}"] for name in serving if f"{prefix}/{name}/{metric}" in out]
         if values:
