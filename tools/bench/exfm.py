@@ -262,14 +262,21 @@ def markdown(dataset: str, rows: list[dict[str, Any]], meta: dict[str, Any], see
                 lines.append(f"| {first} - {second} | {k} | {d[0]:+.4f} ± {d[1]:.4f} | {sum(x < 0 for x in per_seed)}/{n_seeds} | "
                              f"{sum(x < 0 for x in pairs)}/{len(pairs)} |")
         lines.append("")
-    lines += [f"| vertical | arm | k | NE (mean ± std, {len(seeds)} seeds) | AUC | ΔNE vs alone (paired) | seeds better | transfer ratio |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| vertical | arm | k | NE (mean ± std, {len(seeds)} seeds) | AUC | log loss | ΔNE vs alone (paired) | seeds better | transfer ratio |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    runs = [run["metrics"] for run in meta["evaluation"]["runs"]]
     for r in rows:
         k = "-" if r["k"] is None else str(r["k"])
         d = "" if r["d_ne"] is None else f"{r['d_ne'][0]:+.4f} ± {r['d_ne'][1]:.4f}"
         wins = "" if r["wins"] is None else f"{r['wins']}/{len(seeds)}"
         transfer = "" if r["transfer"] is None else f"{r['transfer']:.2f}"
-        lines.append(f"| {r['vertical']} | {r['arm']} | {k} | {r['ne'][0]:.4f} ± {r['ne'][1]:.4f} | {r['auc'][0]:.4f} ± {r['auc'][1]:.4f} | {d} | {wins} | {transfer} |")
+        # log loss from the stored runs (the same progressive-validation rows as NE and AUC)
+        name = {"Bayes (true p)": f"bayes/{r['vertical']}", "FM (teacher)": f"foundation/{r['vertical']}",
+                "alone": f"{r['vertical']}_alone"}.get(r["arm"], f"{r['vertical']}_{r['arm']}_k{r['k']}")
+        losses = [m[f"{name}/logloss"] for m in runs if f"{name}/logloss" in m]
+        loss = f"{mean_std(losses)[0]:.4f} ± {mean_std(losses)[1]:.4f}" if len(losses) == len(runs) else "-"
+        lines.append(f"| {r['vertical']} | {r['arm']} | {k} | {r['ne'][0]:.4f} ± {r['ne'][1]:.4f} | {r['auc'][0]:.4f} ± {r['auc'][1]:.4f} | "
+                     f"{loss} | {d} | {wins} | {transfer} |")
     das = [run["metrics"] for run in meta["evaluation"]["runs"]]
     lines += ["", f"DAS: the FM scored {int(das[0]['das/fm_calls'])} rows per run; calling it per (vertical, staleness) "
               f"would have scored {int(das[0]['das/naive_calls'])}.", ""]
