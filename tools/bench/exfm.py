@@ -456,8 +456,9 @@ def _share_text(result: dict[str, Any]) -> str:
     return f"{100 * statistics.median(shares):.0f} % of its train column here, median over repeats" if shares else "its share not measured"
 
 
-def speed_models(args: argparse.Namespace) -> dict[str, Any]:
-    """(b) and (c) at the speed stream's vocabulary and at the production-shaped one, in this process."""
+def speed_models(args: argparse.Namespace, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """(b) and (c) at the speed stream's vocabulary and at the production-shaped one, in this process; settings of
+    ``previous`` (the report's section) that are not rerun are kept, each with the command that made it."""
     import torch
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -467,7 +468,8 @@ def speed_models(args: argparse.Namespace) -> dict[str, Any]:
                                synthetic_feature_spec)
 
     torch.set_num_threads(args.threads)
-    settings = {}
+    settings = {vocab: {"command": (previous or {}).get("command", ""), **entry}  # a kept setting keeps its own command
+                for vocab, entry in (previous or {}).get("settings", {}).items() if vocab not in args.speed_vocab}
     for vocab in args.speed_vocab:
         if vocab == "small":
             stream = make_synthetic_stream(args.speed_rows, 10, 0.0, 0, users_active=2000, items_active=1000)
@@ -482,7 +484,8 @@ def speed_models(args: argparse.Namespace) -> dict[str, Any]:
         result = exfm_speed.run_models(spec, x_train, y_train, x_test, y_test, SPEED_CONFIG, repeats=args.speed_repeats,
                                        train_batches=args.speed_train_batches, score_batches=args.speed_score_batches,
                                        log=lambda line: print(line, file=sys.stderr))
-        settings[vocab] = {"description": description, **result}
+        settings[vocab] = {"description": description, "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:]), **result}
+    settings = {vocab: settings[vocab] for vocab in ("small", "production") if vocab in settings}
     return {"model": {"architecture": "DCNv2 (matrix cross) + parallel MLP", **SPEED_CONFIG}, "threads": args.threads,
             "settings": settings}
 
@@ -964,7 +967,9 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
     if "speed" in report and speed_markdown(report["speed"]):
         sections.append(f"Command: `{report['speed']['command']}`\n\n" + speed_markdown(report["speed"]))
     if "speed_models" in report:
-        sections.append(f"Command: `{report['speed_models']['command']}`\n\n" + speed_models_markdown(report["speed_models"]))
+        commands = sorted({s.get("command", report["speed_models"]["command"]) for s in report["speed_models"]["settings"].values()})
+        sections.append("Command" + ("s" if len(commands) > 1 else "") + ": " + "; ".join(f"`{c}`" for c in commands) + "\n\n"
+                        + speed_models_markdown(report["speed_models"]))
     if "size_sweep" in report:
         sweep = report["size_sweep"]
         swept = {int(size): entry["seeds"] for size, entry in sweep["sizes"].items() if entry["source"] == "sweep runs"}
@@ -1089,7 +1094,8 @@ def main() -> None:
     if args.speed_models:
         import torch
 
-        report = merge_section(args, "speed_models", lambda report: speed_models(args), torch=torch.__version__, platform=platform.platform())
+        report = merge_section(args, "speed_models", lambda report: speed_models(args, report.get("speed_models")), torch=torch.__version__,
+                               platform=platform.platform())
         print(speed_models_markdown(report["speed_models"]))
         return
 

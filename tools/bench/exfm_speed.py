@@ -287,6 +287,13 @@ def run_models(spec: Any, x_train: torch.Tensor, y_train: torch.Tensor, x_test: 
                cfg: dict[str, Any], *, repeats: int, train_batches: int, score_batches: int, frameworks: bool = True,
                quality: bool = True, only: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Tables (b) and (c) on one encoded stream: equality check, warm-up, interleaved timed blocks, full passes."""
+    import torch._dynamo
+
+    # compiled graphs of an earlier call (another vocabulary) count toward the per-function recompile limit, past
+    # which dynamo silently runs the function eagerly: start clean, with room for the variants one run needs
+    # (train / eval x grad / no_grad / inference_mode x static / dynamic batch)
+    torch._dynamo.reset()
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     init = zoo_network(list(spec.field_sizes), cfg)
     with torch.no_grad():  # the zoo init with the shared init std (its default is 0.01 too; set so the copies agree)
         init.embedding.table.weight.normal_(0, cfg["init_std"], generator=torch.Generator().manual_seed(0))
