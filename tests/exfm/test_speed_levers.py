@@ -157,3 +157,32 @@ def test_speed_tables_say_what_they_compare():
     assert "end to end, each framework through its own API (not model against model)" in text
     assert "same DCN model" not in text and "| zoo 0 | 0.1 | 10,000 (10,000-10,000) |" in text
     assert bench.speed_markdown({"model": {}, "rows": 1000, "runs": []}) == ""
+
+
+def test_lightning_bf16_mixed_trains_as_the_streaming_trainer_does(tmp_path):
+    """Lightning's bf16-mixed wraps each training step in an autocast; inside it, a cached bf16 weight copy outlived
+    the optimizer steps (every batch after the first of a window trained on stale weights) and the adapters ran in
+    bf16 too. Now the Lightning run lands on the weights of StreamingTrainer(precision="bf16-mixed")."""
+    import lightning as L
+
+    from zoo.exfm import ExFMStreamData
+
+    options = dict(n_rows=2400, n_windows=4, stream_options={"users_active": 60, "items_active": 30})
+    data = ExFMStreamData(**options)
+    system = ExFMSystem(preset_config("exfm_synthetic_tiny"))
+    trainer = L.Trainer(precision="bf16-mixed", max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(system, datamodule=data)
+    assert system.stream_trainer.precision == "bf16-mixed"
+    direct = ExFMSystem(preset_config("exfm_synthetic_tiny"))
+    StreamingTrainer(direct, precision="bf16-mixed").run(ExFMStreamData(**options).windows())
+    for (name, a), b in zip(system.state_dict().items(), direct.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_lightning_precisions_the_stream_cannot_run_are_refused():
+    from zoo.exfm.module import _stream_precision
+
+    assert _stream_precision("64-true") == "32-true" and _stream_precision("bf16-mixed") == "bf16-mixed"
+    with pytest.raises(ValueError, match="'16-mixed'"):
+        _stream_precision("16-mixed")

@@ -127,8 +127,7 @@ class ExFMSystem(ZooModule):
             self, checkpoint_dir, progress=False, data_key=datamodule.data_key(), start_window=datamodule.start_window,
             valid_windows=getattr(datamodule, "valid_windows", 0), test_windows=getattr(datamodule, "test_windows", 0),
             early_stopping=stopping[0].spec if stopping else None,
-            # Lightning's bf16-mixed autocasts the training step already; passed on so the fingerprint records it
-            precision="bf16-mixed" if str(self.trainer.precision) == "bf16-mixed" else "32-true",
+            precision=_stream_precision(str(self.trainer.precision)),
         )
         if self.stream_trainer.validation is not None:
             self.stream_trainer.validation.prepare(datamodule.windows(), datamodule.start_window)
@@ -138,7 +137,10 @@ class ExFMSystem(ZooModule):
         if t < self.stream_trainer.next_window or self.stream_trainer.stopped:  # done before a resume, or stopped early
             self.trainer.should_stop = self.stream_trainer.stopped
             return None
-        self.stream_trainer.process_window(t, self.trainer.datamodule.window(t))
+        # Lightning's precision plugin wraps this step in its own autocast; switched off here so that the streaming
+        # trainer's regions alone decide what runs in bf16 (the same computation as StreamingTrainer used directly)
+        with torch.autocast(self.device.type, enabled=False):
+            self.stream_trainer.process_window(t, self.trainer.datamodule.window(t))
         summary = [r for r in self.stream_trainer.history if r["window"] == t and r["model"] != "foundation"]
         if summary:
             self.log("window_ne", float(np.mean([r["ne"] for r in summary])), prog_bar=True, batch_size=1)
@@ -156,6 +158,17 @@ class ExFMSystem(ZooModule):
 
     def configure_optimizers(self) -> Any:
         return None  # the StreamingTrainer owns one Adam per network (state carried across windows)
+
+
+def _stream_precision(lightning_precision: str) -> str:
+    """The streaming trainer's precision for a Lightning ``--trainer.precision``: float32 and float64 runs map to
+    "32-true" (a float64 system stays float64), "bf16-mixed" to itself; others (16-mixed has no gradient scaler in
+    the stream's own loop; the "-true" half precisions would cast the weights) are refused."""
+    if lightning_precision in ("32-true", "64-true"):
+        return "32-true"
+    if lightning_precision == "bf16-mixed":
+        return "bf16-mixed"
+    raise ValueError(f"ExFM streams train in precision '32-true', '64-true' or 'bf16-mixed', got {lightning_precision!r}")
 
 
 class _WindowIndex(torch.utils.data.Dataset):

@@ -245,7 +245,8 @@ class StreamingTrainer:
         self.history.extend(records)
         self.next_window = t + 1
         if self.validation is not None:
-            self.validation.after_window(t)
+            with self._autocast():  # the validation curve in the precision of every other score
+                self.validation.after_window(t)
         if self.checkpoint_dir is not None and self.rank == 0:
             self.save_checkpoint()
         return records
@@ -273,7 +274,10 @@ class StreamingTrainer:
     def _autocast(self) -> Any:
         """bfloat16 autocast on the networks' device when ``precision == "bf16-mixed"``, else a no-op context."""
         device = next(self.system.foundation.parameters()).device.type
-        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16-mixed")
+        # no cast cache: autocast keeps a weight's bf16 copy until its outermost context exits, and inside an outer
+        # context (Lightning's bf16-mixed wraps the whole training step) every batch after an optimizer step
+        # would reuse the previous weights' copy
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16-mixed", cache_enabled=False)
 
     def _float_dtype(self) -> torch.dtype:
         return next(self.system.foundation.parameters()).dtype
