@@ -522,6 +522,9 @@ def speed_models_markdown(result: dict[str, Any]) -> str:
                                                  f"{setting['score_rows_timed']:,} scored rows, {setting['repeats']} repeats "
                                                  f"interleaved; AUC after one full pass over {setting['train_rows']:,} rows, on "
                                                  f"{setting['test_rows']:,} held-out rows:"), ""]
+            if table == "levers":
+                lines += ["Goal (>= 1.5x the plain loop in training and scoring at equal AUC, within 0.001), paired per repeat, "
+                          "median (range):", "", *exfm_speed.goal_lines(setting), ""]
     lines += ["Rates: rows per CPU second (one thread), median (range) over repeats; × = paired per repeat against the first row "
               "of the table. torch.compile's one-off compile time is left out of its rows (warm-up: "
               + ", ".join(f"{vocab} {s['warmup_cpu_s'].get('+ torch.compile', float('nan')):.0f} CPU s" for vocab, s in result["settings"].items())

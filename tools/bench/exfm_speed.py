@@ -537,6 +537,25 @@ def available_frameworks() -> list[str]:
     return names
 
 
+def goal_lines(result: dict[str, Any]) -> list[str]:
+    """The issue's goal, per zoo row of table (c): training and scoring as zoo runs them (scoring under
+    ``inference_mode``) against the plain loop (scoring under ``no_grad``), paired per repeat, and the AUC gap."""
+    per = {}
+    for r in result["runs"]:
+        per.setdefault(r["arm"], {})[r["repeat"]] = r
+    base = per.get("plain (baseline)", {})
+    lines = []
+    for name in [a["name"] for a in result["arms"] if a["name"].startswith("zoo:")]:
+        rows = per.get(name, {})
+        train = _stats([base[k]["train_cpu_s"] / rows[k]["train_cpu_s"] for k in rows if k in base])
+        scoring = _stats([base[k]["score_no_grad_cpu_s"] / rows[k]["score_inference_mode_cpu_s"] for k in rows if k in base])
+        gap = result["quality"].get(name, {}).get("test_auc", float("nan")) - result["quality"].get("plain (baseline)", {}).get("test_auc", float("nan"))
+        lines.append(f"- {name} against plain: training {train[0]:.2f}x ({train[1]:.2f}-{train[2]:.2f}), scoring {scoring[0]:.2f}x "
+                     f"({scoring[1]:.2f}-{scoring[2]:.2f}; zoo under inference_mode, plain under no_grad), test AUC {gap:+.4f} "
+                     f"({'within' if abs(gap) <= 0.001 else 'outside'} 0.001)")
+    return lines
+
+
 def worker_main() -> None:
     """``python tools/bench/exfm_speed.py e2e FRAMEWORK ARROW THREADS CFG_JSON WORKDIR``: one end-to-end run, one JSON line."""
     if len(sys.argv) != 7 or sys.argv[1] != "e2e" or sys.argv[2] not in END_TO_END:
