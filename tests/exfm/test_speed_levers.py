@@ -186,3 +186,44 @@ def test_lightning_precisions_the_stream_cannot_run_are_refused():
     assert _stream_precision("64-true") == "32-true" and _stream_precision("bf16-mixed") == "bf16-mixed"
     with pytest.raises(ValueError, match="'16-mixed'"):
         _stream_precision("16-mixed")
+
+
+def test_every_installed_end_to_end_runner_reports_what_the_table_reads(tmp_path):
+    """Each framework's end-to-end runner returns every key the table reads (FuxiCTR's once lacked the total and
+    stopped the bench after its first run); zoo's runners always, DeepCTR-Torch and FuxiCTR where installed."""
+    from zoo.exfm.data import write_arrow_stream
+
+    path = write_arrow_stream(make_synthetic_stream(6_000, 3, 0.0, 0, users_active=50, items_active=40), tmp_path / "s.arrow")
+    cfg = {**speed.CONFIG, "hidden": [16, 8]}
+    keys = {"framework", "version", "train_rows", "test_rows", "prep_s", "fit_s", "train_s", "score_s", "total_s",
+            "train_examples_per_s", "score_examples_per_s", "test_auc", "test_logloss", "peak_rss_mb"}
+    for framework in speed.available_frameworks():
+        result = speed.END_TO_END[framework](str(path), cfg, 1, str(tmp_path / framework))
+        assert keys <= set(result), (framework, keys - set(result))
+        assert result["train_rows"] + result["test_rows"] == 6_000 and 0.5 < result["test_auc"] <= 1.0, framework
+
+
+def test_xavier_normal_linear_init_is_a_config_choice_that_leaves_default_fingerprints_alone():
+    from dataclasses import replace
+
+    default = preset_config("exfm_synthetic_tiny")
+    xavier = replace(default, foundation=replace(default.foundation, linear_init="xavier_normal"))
+    fm = ExFMSystem(xavier).foundation
+    assert all(float(m.bias.abs().max()) == 0.0 for m in fm.modules() if isinstance(m, torch.nn.Linear))
+    weight = fm.mlp[0].weight  # std sqrt(2 / (fan_in + fan_out)); PyTorch's default gives std 1 / sqrt(3 fan_in)
+    assert float(weight.std()) == pytest.approx((2 / sum(weight.shape)) ** 0.5, rel=0.1)
+    assert float(ExFMSystem(default).foundation.mlp[0].weight.std()) == pytest.approx((3 * weight.shape[1]) ** -0.5, rel=0.1)
+    assert StreamingTrainer(ExFMSystem(xavier)).fingerprint != StreamingTrainer(ExFMSystem(default)).fingerprint
+    # the field's default is not part of the fingerprint: a run written before it existed still resumes
+    import hashlib
+    import json
+
+    from zoo._core.config import config_to_dict
+
+    old = config_to_dict(default)
+    for network in ("foundation", "student"):
+        del old[network]["linear_init"]
+    key = {"config": old, "data": "", "start_window": 0}
+    assert StreamingTrainer(ExFMSystem(default)).fingerprint == hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    with pytest.raises(ValueError, match="'he'"):
+        NetworkConfig(linear_init="he")

@@ -444,9 +444,10 @@ def speed_markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {runs[0]['framework']} {runs[0]['version']} | {setup:.1f} | {tr[0]:,.0f} ({tr[1]:,.0f}-{tr[2]:,.0f}) | "
                      f"{sc[0]:,.0f} ({sc[1]:,.0f}-{sc[2]:,.0f}) | {tot[0]:.1f} ({tot[1]:.1f}-{tot[2]:.1f}) | {stat('test_auc')[0]:.4f} | "
                      f"{stat('test_logloss')[0]:.4f} | {stat('peak_rss_mb')[0]:,.0f} |")
-    lines += ["", "AUC differences here come from the models' inits and structure (FuxiCTR's xavier-initialised linear layers and "
-              "no first-order term; DeepCTR's and zoo's PyTorch-default linear layers), not from the frameworks' speed: with the "
-              "same weights the three models train to the same AUC (table (b))."]
+    lines += ["", "The AUC column compares the frameworks' models as each builds them: FuxiCTR's DCNv2 initialises its linear "
+              "layers xavier-normal with zero biases and has no first-order term; zoo's and DeepCTR's use PyTorch's default "
+              "linear init. The next table isolates the two differences on zoo's network; with the same weights the three "
+              "models train to the same AUC (table (b))."]
     return "\n".join(lines) + "\n"
 
 
@@ -495,6 +496,30 @@ def speed_models(args: argparse.Namespace, previous: dict[str, Any] | None = Non
             "settings": settings}
 
 
+def speed_init(args: argparse.Namespace) -> dict[str, Any]:
+    """Where the end-to-end AUC gap comes from: zoo's network from each linear-layer init, one pass, several seeds."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import exfm_speed
+
+    from zoo.exfm.data import make_synthetic_stream, synthetic_feature_spec
+
+    torch.set_num_threads(args.threads)
+    stream = make_synthetic_stream(args.speed_rows, 10, 0.0, 0, users_active=2000, items_active=1000)
+    spec = synthetic_feature_spec()
+    result = exfm_speed.init_study(spec, *exfm_speed.encoded_split(stream, spec), SPEED_CONFIG, list(args.seeds),
+                                   log=lambda line: print(line, file=sys.stderr))
+    return {"rows_in_stream": args.speed_rows, **result}
+
+
+def _agreement_text(result: dict[str, Any]) -> str:
+    diffs = {k: v for setting in result["settings"].values() for k, v in setting["initial_max_abs_probability_difference"].items()}
+    exact = max(v for k, v in diffs.items() if "bf16" not in k)
+    rounded = [v for k, v in diffs.items() if "bf16" in k]
+    return f"{exact:.0e}" + (f"; the bf16 arms to {max(rounded):.0e}, their rounding" if rounded else "")
+
+
 def speed_models_markdown(result: dict[str, Any]) -> str:
     sys.path.insert(0, str(Path(__file__).parent))
     import exfm_speed
@@ -504,9 +529,8 @@ def speed_models_markdown(result: dict[str, Any]) -> str:
         lines += [title, ""]
         if table == "models":
             lines += ["zoo's `CTRNetwork`, DeepCTR-Torch's `DCN` module and FuxiCTR's DCNv2 module (built from its layers) with the "
-                      "same initial weights (copied from one zoo init; their initial probabilities agree to "
-                      + ", ".join(f"{v:.0e}" for v in next(iter(result["settings"].values()))["initial_max_abs_probability_difference"].values())
-                      + "), fed the same id tensor slices (each model's input form made outside the timed region), plain Adam, "
+                      "same initial weights (copied from one zoo init; their initial probabilities agree with zoo's to "
+                      + _agreement_text(result) + "), fed the same id tensor slices (each model's input form made outside the timed region), plain Adam, "
                       f"one loop, {result['threads']} thread, one process. FuxiCTR's DCNv2 has no first-order term (zoo's starts at "
                       "zero, so the initial outputs agree; then it trains in zoo and DeepCTR and not in FuxiCTR). DeepCTR's module "
                       "outputs probabilities, so its loss is BCE on them; the others BCE on logits.", ""]
@@ -526,9 +550,12 @@ def speed_models_markdown(result: dict[str, Any]) -> str:
                 lines += ["Goal (>= 1.5x the plain loop in training and scoring at equal AUC, within 0.001), paired per repeat, "
                           "median (range):", "", *exfm_speed.goal_lines(setting), ""]
     lines += ["Rates: rows per CPU second (one thread), median (range) over repeats; × = paired per repeat against the first row "
-              "of the table. torch.compile's one-off compile time is left out of its rows (warm-up: "
+              "of the table. The machine (2 cores, AMD EPYC with AVX-512 BF16, shared with other work) makes the ranges wide, "
+              "and a scoring block lasts only 0.2-0.5 CPU s: read the scoring columns to about ±30 %. bf16 pays only on CPUs with "
+              "bf16 arithmetic. torch.compile's one-off compile time is left out of its timed rows (warm-up: "
               + ", ".join(f"{vocab} {s['warmup_cpu_s'].get('+ torch.compile', float('nan')):.0f} CPU s" for vocab, s in result["settings"].items())
-              + ")."]
+              + " of this process; inductor's compile workers not counted) but not out of its full-pass column, which includes "
+              "recompiling for the partial last batch."]
     return "\n".join(lines) + "\n"
 
 
@@ -974,6 +1001,15 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         sections += [f"Command: `{report['heldout']['command']}`", "", heldout_markdown(report["heldout"]), ""]
     if "speed" in report and speed_markdown(report["speed"]):
         sections.append(f"Command: `{report['speed']['command']}`\n\n" + speed_markdown(report["speed"]))
+    if "speed_init" in report:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import exfm_speed
+
+        init = report["speed_init"]
+        sections.append(f"Command: `{init['command']}`\n\n### Speed (a), its AUC column: the linear layers' init\n\n"
+                        f"zoo's network on the end-to-end stream ({init['rows_in_stream']:,} rows), one pass in a plain loop (Adam, "
+                        f"fp32, the same batches), embeddings N(0, 0.01) in every row; mean ± std over init seeds {init['seeds']}:\n\n"
+                        + exfm_speed.init_markdown(init) + "\n")
     if "speed_models" in report:
         commands = sorted({s.get("command", report["speed_models"]["command"]) for s in report["speed_models"]["settings"].values()})
         sections.append("Command" + ("s" if len(commands) > 1 else "") + ": " + "; ".join(f"`{c}`" for c in commands) + "\n\n"
@@ -1040,6 +1076,7 @@ def main() -> None:
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     parser.add_argument("--speed", action="store_true", help="run only the end-to-end speed table, every framework installed (merged into the outputs)")
+    parser.add_argument("--speed-init", action="store_true", help="run only the init study behind the end-to-end AUC column (merged into the outputs)")
     parser.add_argument("--speed-models", action="store_true", help="run only the model-against-model and levers tables (merged into the outputs)")
     parser.add_argument("--speed-rows", type=int, default=1_000_000)
     parser.add_argument("--speed-repeats", type=int, default=5)
@@ -1098,6 +1135,10 @@ def main() -> None:
 
         report = merge_section(args, "speed", lambda report: speed(args), torch=torch.__version__, platform=platform.platform())
         print(speed_markdown(report["speed"]))
+        return
+    if args.speed_init:
+        report = merge_section(args, "speed_init", lambda report: speed_init(args))
+        print(report["speed_init"])
         return
     if args.speed_models:
         import torch

@@ -79,10 +79,12 @@ class CTRNetwork(nn.Module):
         cross_layers: DCNv2 cross layers L (ignored by DeepFM).
         hidden: MLP widths.
         heads: names of the linear heads (the first is the serving head).
+        linear_init: ``"default"`` (PyTorch's init of ``nn.Linear``) or ``"xavier_normal"`` (Glorot & Bengio 2010:
+            W ~ N(0, 2 / (fan_in + fan_out)), zero biases, for every linear layer: cross, MLP and heads).
     """
 
     def __init__(self, field_sizes: Sequence[int], architecture: str, embedding_dim: int, cross_layers: int,
-                 hidden: Sequence[int], heads: Sequence[str] = ("serving",)) -> None:
+                 hidden: Sequence[int], heads: Sequence[str] = ("serving",), linear_init: str = "default") -> None:
         super().__init__()
         if architecture not in ("dcnv2", "deepfm"):
             raise ValueError(f"architecture must be 'dcnv2' or 'deepfm', got {architecture!r}")
@@ -97,6 +99,13 @@ class CTRNetwork(nn.Module):
             self.cross = nn.ModuleList()
             self.representation_size = embedding_dim + (hidden[-1] if hidden else width)
         self.heads = nn.ModuleDict({name: nn.Linear(self.representation_size, 1) for name in heads})
+        if linear_init == "xavier_normal":
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.xavier_normal_(module.weight)
+                    nn.init.zeros_(module.bias)
+        elif linear_init != "default":
+            raise ValueError(f"linear_init must be 'default' or 'xavier_normal', got {linear_init!r}")
 
     def representation(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """h(x) [batch, representation_size] and the first-order term [batch]."""

@@ -56,9 +56,10 @@ class ExFMSystem(ZooModule):
         sizes, f, s = c.features.field_sizes, c.foundation, c.student
         with torch.random.fork_rng(devices=[]):  # initial weights fixed by config.seed, global RNG untouched
             torch.manual_seed(c.seed)
-            self.foundation = CTRNetwork(sizes, f.architecture, f.embedding_dim, f.cross_layers, f.hidden)
+            self.foundation = CTRNetwork(sizes, f.architecture, f.embedding_dim, f.cross_layers, f.hidden, linear_init=f.linear_init)
             self.students = nn.ModuleDict({
-                spec.name: CTRNetwork(sizes, s.architecture, s.embedding_dim, s.cross_layers, s.hidden, heads=_heads(spec.distillation))
+                spec.name: CTRNetwork(sizes, s.architecture, s.embedding_dim, s.cross_layers, s.hidden, heads=_heads(spec.distillation),
+                                      linear_init=s.linear_init)
                 for spec in c.students
             })
             self.adapters = nn.ModuleDict({

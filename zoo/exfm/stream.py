@@ -138,6 +138,9 @@ class StreamingTrainer:
             self.validation = StreamValidation(system, valid_windows, test_windows, early_stopping)
         self.start_window = start_window
         key = {"config": config_to_dict(config), "data": data_key, "start_window": start_window}
+        for network in ("foundation", "student"):  # added later: the default leaves earlier runs' fingerprints unchanged
+            if key["config"][network].get("linear_init") == "default":
+                del key["config"][network]["linear_init"]
         if self.validation is not None:
             key["validation"] = self.validation.key()
         if sparse_embeddings:  # only when set, so fingerprints (and checkpoints) of dense runs are unchanged
