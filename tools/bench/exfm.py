@@ -489,7 +489,7 @@ def speed_models(args: argparse.Namespace, previous: dict[str, Any] | None = Non
         x_train, y_train, x_test, y_test = exfm_speed.encoded_split(stream, spec)
         result = exfm_speed.run_models(spec, x_train, y_train, x_test, y_test, SPEED_CONFIG, repeats=args.speed_repeats,
                                        train_batches=args.speed_train_batches, score_batches=args.speed_score_batches,
-                                       log=lambda line: print(line, file=sys.stderr))
+                                       log=lambda line: print(line, file=sys.stderr), score_passes=args.speed_score_passes)
         settings[vocab] = {"description": description, "command": "python tools/bench/exfm.py " + " ".join(sys.argv[1:]), **result}
     settings = {vocab: settings[vocab] for vocab in ("small", "production") if vocab in settings}
     return {"model": {"architecture": "DCNv2 (matrix cross) + parallel MLP", **SPEED_CONFIG}, "threads": args.threads,
@@ -543,7 +543,9 @@ def speed_models_markdown(result: dict[str, Any]) -> str:
         for vocab, setting in result["settings"].items():
             lines += [exfm_speed.models_markdown(setting, table, f"{setting['description']}; table rows {setting['table_rows']:,}; "
                                                  f"timed blocks of {setting['train_rows_timed']:,} training rows and "
-                                                 f"{setting['score_rows_timed']:,} scored rows, {setting['repeats']} repeats "
+                                                 f"{setting['score_rows_timed']:,} scored rows"
+                                                 + (f" (the held-out rows {setting['score_passes']} times)" if setting.get("score_passes", 1) > 1 else "")
+                                                 + f", {setting['repeats']} repeats "
                                                  f"interleaved; AUC after one full pass over {setting['train_rows']:,} rows, on "
                                                  f"{setting['test_rows']:,} held-out rows:"), ""]
             if table == "levers":
@@ -1084,6 +1086,7 @@ def main() -> None:
     parser.add_argument("--speed-production-rows", type=int, default=500_000)
     parser.add_argument("--speed-train-batches", type=int, default=200, help="training batches per timed block")
     parser.add_argument("--speed-score-batches", type=int, default=12, help="scoring batches (8192 rows) per timed block")
+    parser.add_argument("--speed-score-passes", type=int, default=1, help="passes over those rows per timed scoring block")
     parser.add_argument("--scale", action="store_true", help="run only the FM + 4 VMs scale run (merged into the outputs)")
     parser.add_argument("--scale-rows", type=int, default=10_000_000)
     parser.add_argument("--scale-seed", type=int, default=0)
