@@ -552,9 +552,9 @@ def speed_models_markdown(result: dict[str, Any]) -> str:
                 lines += ["Goal (>= 1.5x the plain loop in training and scoring at equal AUC, within 0.001), paired per repeat, "
                           "median (range):", "", *exfm_speed.goal_lines(setting), ""]
     lines += ["Rates: rows per CPU second (one thread), median (range) over repeats; × = paired per repeat against the first row "
-              "of the table. The machine (2 cores, AMD EPYC with AVX-512 BF16, shared with other work) makes the ranges wide, "
-              "and a scoring block lasts only 0.2-0.5 CPU s: read the scoring columns to about ±30 %. bf16 pays only on CPUs with "
-              "bf16 arithmetic. torch.compile's one-off compile time is left out of its timed rows (warm-up: "
+              "of the table. The machine (2 cores, AMD EPYC with AVX-512 BF16, shared with other work) makes the ranges wide; "
+              "a scoring block of one pass over the held-out rows lasts only 0.2-0.5 CPU s, so read the scoring columns of a "
+              "setting scored in one pass to about ±30 %. bf16 pays only on CPUs with bf16 arithmetic. torch.compile's one-off compile time is left out of its timed rows (warm-up: "
               + ", ".join(f"{vocab} {s['warmup_cpu_s'].get('+ torch.compile', float('nan')):.0f} CPU s" for vocab, s in result["settings"].items())
               + " of this process; inductor's compile workers not counted) but not out of its full-pass column, which includes "
               "recompiling for the partial last batch."]
