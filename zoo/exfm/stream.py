@@ -42,8 +42,8 @@ the checkpoint fingerprint, and is single-process only. Each trainer sets the ne
 
 ``precision="bf16-mixed"`` (our choice, off by default; Lightning's name for it): the networks' forward passes in
 training, scoring and DAS annotation run under ``torch.autocast`` with bfloat16 (matrix products in bf16, weights,
-optimizer states and the losses in float32). The matrix products are most of a DCNv2 step on a CPU, so it is the one
-lever that pays alone (``benchmarks/exfm.md``, "levers"); it changes the numbers (not bit-identical to float32), is
+optimizer states and the losses in float32). The matrix products are most of a DCNv2 step on a CPU, so on a CPU with
+bf16 arithmetic it is the largest single lever at small vocabularies (``benchmarks/exfm.md``, "levers"); it changes the numbers (not bit-identical to float32), is
 part of the checkpoint fingerprint, and is refused for a float64 system.
 
 ``start_window`` continues a system that was trained on windows before it (a pushed model started with
