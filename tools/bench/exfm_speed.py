@@ -223,17 +223,19 @@ def make_arms(spec: Any, cfg: dict[str, Any], frameworks: bool = True) -> list[A
 
 
 # -- the timed loops --------------------------------------------------------------------------------------------------
-def _logits(arm: Arm, module: nn.Module, x: Any) -> torch.Tensor:
+def _output(arm: Arm, module: nn.Module, x: Any) -> torch.Tensor:
+    """The model's output [batch]: logits, or probabilities for an arm whose ``output`` is "probability"."""
     if arm.output == "fuxictr":
         import exfm_fuxictr
 
         return exfm_fuxictr.logits(module, x)
-    return module(x)
+    out = module(x)
+    return out.squeeze(-1) if arm.output == "probability" else out
 
 
 def _loss(arm: Arm, module: nn.Module, x: Any, y: torch.Tensor) -> torch.Tensor:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=arm.autocast):
-        out = _logits(arm, module, x) if arm.output != "probability" else module(x).squeeze(-1)
+        out = _output(arm, module, x)
     out = out.float()
     if arm.output == "probability":
         return nn.functional.binary_cross_entropy(out, y)
@@ -259,8 +261,7 @@ def score(arm: Arm, module: nn.Module, x: Any, n: int, batch: int, mode: str) ->
     with context(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=arm.autocast):
         for i in range(0, n, batch):
             rows = x[i:min(i + batch, n)]
-            z = _logits(arm, module, rows) if arm.output != "probability" else module(rows).squeeze(-1)
-            z = z.float()
+            z = _output(arm, module, rows).float()
             out.append((z if arm.output == "probability" else torch.sigmoid(z)).detach())
     return torch.cat(out).numpy()
 
@@ -480,8 +481,7 @@ def end_to_end_zoo(arrow_path: str, cfg: dict[str, Any], threads: int, workdir: 
     """zoo's usual API: ``ArrowStream`` windows -> ``ExFMSystem`` (the DCNv2 as a foundation model trained alone) ->
     ``StreamingTrainer.run`` (encodes each window, scores it before training on it, trains one pass) ->
     ``ExFMSystem.score`` on the raw held-out window."""
-    import importlib.metadata
-
+    import zoo
     from zoo.exfm import ExFMSystem, StreamingTrainer
     from zoo.exfm.config import ExFMConfig, NetworkConfig, VerticalSpec
     from zoo.exfm.data import synthetic_feature_spec
@@ -514,7 +514,7 @@ def end_to_end_zoo(arrow_path: str, cfg: dict[str, Any], threads: int, workdir: 
         scores = system.score(test, model="foundation")
     score_s = time.perf_counter() - start
     name = "zoo" + (f" ({precision})" if precision != "32-true" else "") + (" (sparse rows)" if sparse_embeddings else "")
-    return _result(name, importlib.metadata.version("paperzoo") if _installed("paperzoo") else "source", sum(len(w) for w in train),
+    return _result(name, zoo.__version__, sum(len(w) for w in train),
                    test.column("label").to_numpy(), scores, {"prep_s": prep_s, "fit_s": fit_s, "train_s": fit_s, "score_s": score_s,
                                                              "progressive_validation_s": evaluation[0]})
 
